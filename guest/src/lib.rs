@@ -1,0 +1,16 @@
+//! Dapr's `pubsub.jetstream` as a WebAssembly component.
+//!
+//! Every Dapr semantic lives here: metadata parsing and validation ([`metadata`]), the
+//! consumer a subscription needs ([`consumer`]), whether it may bind to an existing one
+//! ([`binding`]), what a publish sends ([`publish`]), what the application sees
+//! ([`message`]) and how each delivery is answered ([`disposition`]). These modules are
+//! plain Rust, tested natively. [`component`] is the thin wit-bindgen adapter that wires
+//! them to the host's transport.
+
+pub mod binding;
+pub mod component;
+pub mod consumer;
+pub mod disposition;
+pub mod message;
+pub mod metadata;
+pub mod publish;

@@ -1,0 +1,26 @@
+//! A wasmtime host for the `pubsub.jetstream` WebAssembly component: Dapr's NATS
+//! JetStream pub/sub, sandboxed.
+//!
+//! The component (`guest/`) holds every Dapr semantic: metadata, consumer selection,
+//! binding rules, ack decisions. This crate gives it a NATS transport (async-nats) and an
+//! application to deliver to, and nothing else. See [`pubsub`] for a complete example.
+
+#![warn(missing_docs)]
+
+mod app;
+pub(crate) mod bindings;
+mod error;
+mod instance;
+pub mod manifest;
+pub mod nats_server;
+pub mod provision;
+pub mod pubsub;
+mod runtime;
+mod sandbox;
+mod transport;
+
+pub use app::{AppStatus, Handler, Message};
+pub use error::Error;
+pub use pubsub::{BulkEntry, BulkEntryResult, ConnectionSettings, ConsumerSummary, Metadata, PubSub, PublishAck, PublishRequest, Subscription};
+pub use runtime::{EMBEDDED_COMPONENT, Runtime, RuntimeBuilder};
+pub use sandbox::SandboxLimits;

@@ -1,0 +1,331 @@
+//! The embedder's face of the component: publish, subscribe with an async handler,
+//! stop, close.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), jetstream_pubsub_host::Error> {
+//! use jetstream_pubsub_host::{AppStatus, Message, Runtime};
+//! let runtime = Runtime::new()?;
+//! let pubsub = runtime.pubsub(vec![("natsURL".into(), "nats://127.0.0.1:4222".into())]).await?;
+//! let subscription = pubsub
+//!     .subscribe("orders", |message: Message| async move {
+//!         println!("{}", String::from_utf8_lossy(&message.data));
+//!         AppStatus::Success
+//!     })
+//!     .await?;
+//! pubsub.publish("orders", b"hello".to_vec()).await?;
+//! subscription.stop().await?;
+//! pubsub.close().await?;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+
+use crate::app::{Handler, no_subscriber};
+use crate::bindings::{transport, types};
+use crate::error::Error;
+use crate::runtime::{Instance, Runtime};
+
+/// Component metadata: the `spec.metadata` name/value pairs of a Dapr Component.
+pub type Metadata = Vec<(String, String)>;
+
+/// What the stream answered for a published message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PublishAck {
+    /// The stream that stored it.
+    pub stream: String,
+    /// Its stream sequence.
+    pub sequence: u64,
+    /// True when the stream already had this message id (nothing new was stored).
+    pub duplicate: bool,
+}
+
+impl From<types::PublishAck> for PublishAck {
+    fn from(ack: types::PublishAck) -> Self {
+        Self { stream: ack.stream, sequence: ack.sequence, duplicate: ack.duplicate }
+    }
+}
+
+/// A message to publish, with everything Dapr's `PublishRequest` carries.
+#[derive(Debug, Clone, Default)]
+pub struct PublishRequest {
+    /// The subject.
+    pub topic: String,
+    /// The payload.
+    pub data: Vec<u8>,
+    /// MIME type of the payload.
+    pub content_type: Option<String>,
+    /// Request metadata.
+    pub metadata: Metadata,
+}
+
+/// One entry of a bulk publish.
+#[derive(Debug, Clone, Default)]
+pub struct BulkEntry {
+    /// Caller-chosen id, returned with the entry's result.
+    pub entry_id: String,
+    /// The payload.
+    pub data: Vec<u8>,
+    /// MIME type of the payload.
+    pub content_type: Option<String>,
+    /// Entry metadata.
+    pub metadata: Metadata,
+}
+
+/// The outcome of one bulk entry.
+#[derive(Debug)]
+pub struct BulkEntryResult {
+    /// The entry's id.
+    pub entry_id: String,
+    /// Its PubAck, or why it was not stored.
+    pub outcome: Result<PublishAck, Error>,
+}
+
+/// Connection settings as the component resolved them from the metadata, for host-side
+/// work (provisioning streams) with the same servers and credentials.
+#[derive(Clone)]
+pub struct ConnectionSettings(pub(crate) transport::ConnectOptions);
+
+impl std::fmt::Debug for ConnectionSettings {
+    // Credentials are never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionSettings")
+            .field("servers", &crate::transport::redacted_servers(&self.0.servers))
+            .field("name", &self.0.name)
+            .field("api_prefix", &self.0.api_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectionSettings {
+    /// Plain settings for a server URL list, no credentials.
+    pub fn from_url(url: &str) -> Self {
+        Self(transport::ConnectOptions {
+            servers: url.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            name: "jetstream-pubsub".into(),
+            auth: transport::Auth::None,
+            tls: transport::TlsOptions { required: false, client_cert: None, client_key: None, ca: None },
+            api_prefix: "$JS.API".into(),
+            request_timeout_ms: 5_000,
+        })
+    }
+
+    /// The servers, with any user info masked.
+    pub fn servers(&self) -> String {
+        crate::transport::redacted_servers(&self.0.servers)
+    }
+}
+
+/// The consumer a subscription is bound to, as the server reported it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConsumerSummary {
+    /// The stream.
+    pub stream: String,
+    /// The consumer's name.
+    pub name: String,
+    /// Its configuration, as JetStream field names and values.
+    pub config: serde_json::Value,
+}
+
+impl From<transport::ConsumerInfo> for ConsumerSummary {
+    fn from(info: transport::ConsumerInfo) -> Self {
+        let c = info.config;
+        let deliver_policy = match c.deliver_policy {
+            transport::DeliverPolicy::All => serde_json::json!({"deliver_policy": "all"}),
+            transport::DeliverPolicy::Last => serde_json::json!({"deliver_policy": "last"}),
+            transport::DeliverPolicy::New => serde_json::json!({"deliver_policy": "new"}),
+            transport::DeliverPolicy::LastPerSubject => serde_json::json!({"deliver_policy": "last_per_subject"}),
+            transport::DeliverPolicy::ByStartSequence(seq) => {
+                serde_json::json!({"deliver_policy": "by_start_sequence", "opt_start_seq": seq})
+            }
+            transport::DeliverPolicy::ByStartTime(ns) => {
+                serde_json::json!({"deliver_policy": "by_start_time", "opt_start_time_ns": ns})
+            }
+        };
+        let mut config = serde_json::json!({
+            "durable_name": c.durable_name,
+            "deliver_subject": c.deliver_subject,
+            "deliver_group": c.deliver_group,
+            "ack_policy": match c.ack_policy { transport::AckPolicy::Explicit => "explicit", transport::AckPolicy::All => "all", transport::AckPolicy::None => "none" },
+            "ack_wait_ns": c.ack_wait_ns,
+            "max_deliver": c.max_deliver,
+            "backoff_ns": c.backoff_ns,
+            "max_ack_pending": c.max_ack_pending,
+            "filter_subject": c.filter_subject,
+            "rate_limit_bps": c.rate_limit_bps,
+            "idle_heartbeat_ns": c.idle_heartbeat_ns,
+            "flow_control": c.flow_control,
+            "num_replicas": c.num_replicas,
+            "mem_storage": c.memory_storage,
+        });
+        if let (Some(config), serde_json::Value::Object(policy)) = (config.as_object_mut(), deliver_policy) {
+            config.extend(policy);
+        }
+        Self { stream: info.stream_name, name: info.name, config }
+    }
+}
+
+impl Runtime {
+    /// A component instance initialised with `metadata` (Dapr's `Init`), for publishing and
+    /// as the parent of subscriptions.
+    pub async fn pubsub(&self, metadata: Metadata) -> Result<PubSub, Error> {
+        let (_never, stop) = watch::channel(false);
+        let mut instance = self.instantiate(no_subscriber(), stop).await?;
+        instance.bindings.dapr_jetstream_pubsub().call_init(&mut instance.store, &metadata).await??;
+        Ok(PubSub { runtime: self.clone(), metadata, publisher: Mutex::new(instance) })
+    }
+
+    /// The connection settings `metadata` describes, without connecting.
+    pub async fn connection_settings(&self, metadata: &Metadata) -> Result<ConnectionSettings, Error> {
+        let (_never, stop) = watch::channel(false);
+        let mut instance = self.instantiate(no_subscriber(), stop).await?;
+        let options = instance.bindings.dapr_jetstream_pubsub().call_connection_options(&mut instance.store, metadata).await??;
+        Ok(ConnectionSettings(options))
+    }
+}
+
+/// An initialised component: Dapr's `PubSub`.
+pub struct PubSub {
+    runtime: Runtime,
+    metadata: Metadata,
+    publisher: Mutex<Instance>,
+}
+
+impl PubSub {
+    /// Dapr feature names the component reports.
+    pub async fn features(&self) -> Result<Vec<String>, Error> {
+        let mut guard = self.publisher.lock().await;
+        let instance = &mut *guard;
+        Ok(instance.bindings.dapr_jetstream_pubsub().call_features(&mut instance.store).await?)
+    }
+
+    /// Publishes `data` on `topic` and waits for the stream's acknowledgement.
+    pub async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<PublishAck, Error> {
+        self.publish_request(PublishRequest { topic: topic.to_string(), data, ..Default::default() }).await
+    }
+
+    /// Publishes a full request (content type, metadata).
+    pub async fn publish_request(&self, request: PublishRequest) -> Result<PublishAck, Error> {
+        let PublishRequest { topic, data, content_type, metadata } = request;
+        let request = types::PublishRequest { topic, data, content_type, metadata };
+        let mut guard = self.publisher.lock().await;
+        let instance = &mut *guard;
+        let ack = instance.bindings.dapr_jetstream_pubsub().call_publish(&mut instance.store, &request).await??;
+        Ok(ack.into())
+    }
+
+    /// Publishes many entries to `topic`, pipelined; one result per entry, in order.
+    pub async fn bulk_publish(&self, topic: &str, entries: Vec<BulkEntry>, metadata: Metadata) -> Result<Vec<BulkEntryResult>, Error> {
+        let request = types::BulkPublishRequest {
+            topic: topic.to_string(),
+            entries: entries
+                .into_iter()
+                .map(|e| types::BulkEntry { entry_id: e.entry_id, data: e.data, content_type: e.content_type, metadata: e.metadata })
+                .collect(),
+            metadata,
+        };
+        let mut guard = self.publisher.lock().await;
+        let instance = &mut *guard;
+        let results = instance.bindings.dapr_jetstream_pubsub().call_bulk_publish(&mut instance.store, &request).await??;
+        Ok(results
+            .into_iter()
+            .map(|r| BulkEntryResult { entry_id: r.entry_id, outcome: r.outcome.map(PublishAck::from).map_err(Error::from) })
+            .collect())
+    }
+
+    /// The connection settings of this component's metadata.
+    pub async fn connection_settings(&self) -> Result<ConnectionSettings, Error> {
+        let mut guard = self.publisher.lock().await;
+        let instance = &mut *guard;
+        let options = instance.bindings.dapr_jetstream_pubsub().call_connection_options(&mut instance.store, &self.metadata).await??;
+        Ok(ConnectionSettings(options))
+    }
+
+    /// Subscribes to `topic` (wildcards allowed) and delivers every message to `handler`,
+    /// on its own long-lived instance, until [`Subscription::stop`].
+    pub async fn subscribe(&self, topic: &str, handler: impl Handler) -> Result<Subscription, Error> {
+        self.subscribe_with(topic, Metadata::new(), Arc::new(handler)).await
+    }
+
+    /// Subscribes with per-subscription metadata.
+    pub async fn subscribe_with(&self, topic: &str, metadata: Metadata, handler: Arc<dyn Handler>) -> Result<Subscription, Error> {
+        let (stop_sender, stop) = watch::channel(false);
+        let mut instance = self.runtime.instantiate(handler, stop).await?;
+        let api = instance.bindings.dapr_jetstream_pubsub();
+        api.call_init(&mut instance.store, &self.metadata).await??;
+        let request = types::SubscribeRequest { topic: topic.to_string(), metadata };
+        let id = api.call_subscribe(&mut instance.store, &request).await??;
+        let consumer = api.call_consumer(&mut instance.store, id).await??;
+        let stopping = stop_sender.subscribe();
+        let task = tokio::spawn(pump(instance, id, topic.to_string(), stopping));
+        Ok(Subscription { stop: stop_sender, task, consumer: consumer.into() })
+    }
+
+    /// Closes the component (Dapr's `Close`): publishing afterwards is a terminal error.
+    /// Subscriptions are stopped with [`Subscription::stop`].
+    pub async fn close(&self) -> Result<(), Error> {
+        let mut guard = self.publisher.lock().await;
+        let instance = &mut *guard;
+        instance.bindings.dapr_jetstream_pubsub().call_close(&mut instance.store).await??;
+        Ok(())
+    }
+}
+
+/// Moves messages until stopped. A pump call is never abandoned half-way: the stop
+/// signal makes the pending `next-batch` return, the messages already taken are
+/// delivered and answered, then the loop ends and the subscription is closed.
+async fn pump(mut instance: Instance, id: u64, topic: String, stop: watch::Receiver<bool>) -> Result<(), Error> {
+    const MAX_MESSAGES: u32 = 256;
+    const WAIT_MS: u32 = 1_000;
+    let api = instance.bindings.dapr_jetstream_pubsub();
+    while !*stop.borrow() {
+        match api.call_pump(&mut instance.store, id, MAX_MESSAGES, WAIT_MS).await? {
+            Ok(_delivered) => {}
+            Err(err) => {
+                let err = Error::from(err);
+                if !err.is_retriable() {
+                    tracing::error!(%topic, error = %err, "subscription ended");
+                    return Err(err);
+                }
+                tracing::warn!(%topic, error = %err, "delivery failed; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+    api.call_unsubscribe(&mut instance.store, id).await??;
+    api.call_close(&mut instance.store).await??;
+    Ok(())
+}
+
+/// A running subscription: its own instance, pumping on its own task.
+pub struct Subscription {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), Error>>,
+    consumer: ConsumerSummary,
+}
+
+impl Subscription {
+    /// The consumer the component created or bound to.
+    pub fn consumer(&self) -> &ConsumerSummary {
+        &self.consumer
+    }
+
+    /// True once the subscription has ended (stopped, or failed).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Stops gracefully: messages already taken are handled and answered, the rest stay
+    /// with the server (a durable consumer resumes there). Returns the pump's error if it
+    /// had ended with one.
+    pub async fn stop(self) -> Result<(), Error> {
+        let _ = self.stop.send(true);
+        match self.task.await {
+            Ok(result) => result,
+            Err(join) => Err(Error::Trap(format!("the subscription task failed: {join}"))),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The engine, the linker and the pre-instantiated component: built once per process,
+//! then every instance (the publisher, one per subscription) is a cheap `instantiate`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store};
+
+use crate::app::Handler;
+use crate::bindings::{JetstreamPubsub, JetstreamPubsubPre};
+use crate::error::Error;
+use crate::instance::{InstanceState, Shared};
+use crate::sandbox::SandboxLimits;
+use crate::transport::ClientPool;
+
+/// The component this host was built with (`guest/`, compiled for `wasm32-wasip2`).
+pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("GUEST_WASM"));
+
+/// Loads the component and makes instances of it.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    pre: JetstreamPubsubPre<InstanceState>,
+    shared: Arc<Shared>,
+}
+
+/// Builds a [`Runtime`]: which component, which limits.
+pub struct RuntimeBuilder {
+    component: ComponentSource,
+    limits: SandboxLimits,
+}
+
+enum ComponentSource {
+    Embedded,
+    File(std::path::PathBuf),
+    Bytes(Vec<u8>),
+}
+
+impl RuntimeBuilder {
+    /// Loads the component from a `.wasm` file instead of the embedded one.
+    pub fn component_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.component = ComponentSource::File(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Loads the component from bytes instead of the embedded one.
+    pub fn component_bytes(mut self, bytes: Vec<u8>) -> Self {
+        self.component = ComponentSource::Bytes(bytes);
+        self
+    }
+
+    /// Sets the sandbox limits of every instance.
+    pub fn limits(mut self, limits: SandboxLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Compiles the component and type-checks its imports once.
+    pub fn build(self) -> Result<Runtime, Error> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|err| Error::Load(format!("{err:#}")))?;
+        let component = match &self.component {
+            ComponentSource::Embedded => Component::new(&engine, EMBEDDED_COMPONENT),
+            ComponentSource::Bytes(bytes) => Component::new(&engine, bytes),
+            ComponentSource::File(path) => Component::from_file(&engine, path),
+        }
+        .map_err(|err| Error::Load(format!("{err:#}")))?;
+        let mut linker: Linker<InstanceState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|err| Error::Load(format!("{err:#}")))?;
+        JetstreamPubsub::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(|err| Error::Load(format!("{err:#}")))?;
+        let pre = linker.instantiate_pre(&component).map_err(|err| Error::Load(format!("{err:#}")))?;
+        let pre = JetstreamPubsubPre::new(pre).map_err(|err| Error::Load(format!("{err:#}")))?;
+        Ok(Runtime { engine, pre, shared: Arc::new(Shared { pool: ClientPool::default(), limits: self.limits }) })
+    }
+}
+
+/// A live component instance and its store. Calls into it are serialised by `&mut`.
+pub(crate) struct Instance {
+    pub(crate) store: Store<InstanceState>,
+    pub(crate) bindings: JetstreamPubsub,
+}
+
+impl Runtime {
+    /// A builder for the embedded component with default limits.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder { component: ComponentSource::Embedded, limits: SandboxLimits::default() }
+    }
+
+    /// The embedded component with default limits.
+    pub fn new() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// A fresh instance delivering to `handler`; `stop` ends its pumps early.
+    pub(crate) async fn instantiate(&self, handler: Arc<dyn Handler>, stop: watch::Receiver<bool>) -> Result<Instance, Error> {
+        let mut store = Store::new(&self.engine, InstanceState::new(self.shared.clone(), handler, stop));
+        store.limiter(|state| &mut state.store_limits);
+        let bindings = self.pre.instantiate_async(&mut store).await.map_err(|err| Error::Load(format!("{err:#}")))?;
+        Ok(Instance { store, bindings })
+    }
+
+    /// Flushes and closes every NATS connection the runtime's instances opened.
+    pub async fn shutdown(&self) {
+        self.shared.pool.drain_all().await;
+    }
+}

@@ -1,0 +1,95 @@
+//! What an (untrusted) component may do: memory, batch sizes, and which subjects the
+//! transport imports will touch on its behalf.
+
+use crate::bindings::transport::{OutboundMessage, TransportError};
+
+/// Limits applied to every component instance. Defaults suit a pub/sub component: they
+/// bound what a misbehaving guest can take, far above what the real one needs.
+#[derive(Debug, Clone)]
+pub struct SandboxLimits {
+    /// Linear memory one instance may grow to, in bytes. Default 64 MiB.
+    pub memory_bytes: usize,
+    /// Most messages one `next-batch` or `publish-batch` call may carry. Default 1024.
+    pub max_batch: u32,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        Self { memory_bytes: 64 << 20, max_batch: 1024 }
+    }
+}
+
+impl SandboxLimits {
+    /// Limits with the defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the memory one instance may grow to.
+    pub fn memory_bytes(mut self, bytes: usize) -> Self {
+        self.memory_bytes = bytes;
+        self
+    }
+
+    /// Sets the largest batch a transport call may carry.
+    pub fn max_batch(mut self, messages: u32) -> Self {
+        self.max_batch = messages.max(1);
+        self
+    }
+
+    /// Server URLs are the user's choice, given in the metadata; nothing to refuse yet.
+    pub(crate) fn check_servers(&self, _servers: &[String]) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    /// Publishing is for application subjects: never the JetStream API, the system
+    /// account, or another client's inbox.
+    pub(crate) fn check_publish(&self, message: &OutboundMessage) -> Result<(), TransportError> {
+        check_application_subject(&message.subject)
+    }
+
+    /// A deliver subject the host will listen on or configure for a consumer.
+    pub(crate) fn check_deliver_subject(&self, subject: &str) -> Result<(), TransportError> {
+        if subject.is_empty() || subject.contains(['*', '>', ' ', '\t', '\r', '\n']) {
+            return Err(TransportError::Refused(format!("deliver subject {subject:?} must be a literal subject")));
+        }
+        if is_reserved(subject) {
+            return Err(TransportError::Refused(format!("deliver subject {subject:?} is reserved to the server")));
+        }
+        Ok(())
+    }
+}
+
+fn is_reserved(subject: &str) -> bool {
+    subject.starts_with("$JS.") || subject.starts_with("$SYS.") || subject.starts_with("$KV.") || subject.starts_with("$O.")
+}
+
+fn check_application_subject(subject: &str) -> Result<(), TransportError> {
+    if subject.is_empty() || subject.contains(['*', '>', ' ', '\t', '\r', '\n']) {
+        return Err(TransportError::Invalid(format!("cannot publish to {subject:?}: not a literal subject")));
+    }
+    if is_reserved(subject) || subject.starts_with("_INBOX.") {
+        return Err(TransportError::Refused(format!("publishing to {subject:?} is not allowed to the component")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(subject: &str) -> OutboundMessage {
+        OutboundMessage { subject: subject.into(), headers: Vec::new(), payload: Vec::new() }
+    }
+
+    #[test]
+    fn api_and_system_subjects_are_refused() {
+        let limits = SandboxLimits::default();
+        for subject in ["$JS.API.STREAM.DELETE.x", "$SYS.REQ.SERVER.PING", "_INBOX.abc", "orders.*", "a >"] {
+            assert!(limits.check_publish(&message(subject)).is_err(), "{subject} must be refused");
+        }
+        assert!(limits.check_publish(&message("orders.created")).is_ok());
+        assert!(limits.check_deliver_subject("$JS.API.CONSUMER.CREATE.x").is_err());
+        assert!(limits.check_deliver_subject("_INBOX.x1").is_ok());
+    }
+}

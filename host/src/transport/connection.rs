@@ -1,0 +1,196 @@
+//! `transport.connection`: publishing, stream lookup and consumer management on one
+//! (shared) async-nats client.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use wasmtime::component::Resource;
+
+use super::connect::{SharedClient, redacted_servers};
+use super::convert;
+use super::error::{api_error, from_consumer_error, from_publish_error};
+use super::{SubscriptionHandle, TransportError};
+use crate::bindings::transport::{self, ConnectOptions, ConsumerConfig, ConsumerInfo, OutboundMessage, PubAck};
+use crate::instance::InstanceState;
+
+/// Host state behind a `connection` resource.
+pub struct ConnectionHandle {
+    shared: SharedClient,
+    jetstream: jetstream::Context,
+}
+
+impl ConnectionHandle {
+    fn client(&self) -> &async_nats::Client {
+        &self.shared.client
+    }
+}
+
+impl transport::HostConnection for InstanceState {
+    async fn connect(&mut self, options: ConnectOptions) -> wasmtime::Result<Result<Resource<ConnectionHandle>, TransportError>> {
+        if let Err(refusal) = self.sandbox().check_servers(&options.servers) {
+            return Ok(Err(refusal));
+        }
+        let shared = match self.pool().get_or_connect(&options).await {
+            Ok(shared) => shared,
+            Err(err) => return Ok(Err(err)),
+        };
+        tracing::debug!(servers = %redacted_servers(&options.servers), "connected");
+        let mut jetstream = jetstream::with_prefix(shared.client.clone(), &options.api_prefix);
+        jetstream.set_timeout(Duration::from_millis(u64::from(options.request_timeout_ms.max(1))));
+        Ok(Ok(self.table.push(ConnectionHandle { shared, jetstream })?))
+    }
+
+    async fn publish(&mut self, this: Resource<ConnectionHandle>, message: OutboundMessage) -> wasmtime::Result<Result<PubAck, TransportError>> {
+        let connection = self.table.get(&this)?;
+        let publish = match self.sandbox().check_publish(&message) {
+            Ok(()) => convert::publish_message(message),
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let (subject, publish) = match publish {
+            Ok(ready) => ready,
+            Err(err) => return Ok(Err(err)),
+        };
+        let ack = match connection.jetstream.send_publish(subject.clone(), publish).await {
+            Ok(future) => future.await,
+            Err(err) => Err(err),
+        };
+        Ok(ack.map(convert::pub_ack).map_err(|err| from_publish_error(&subject, err)))
+    }
+
+    async fn publish_batch(
+        &mut self,
+        this: Resource<ConnectionHandle>,
+        messages: Vec<OutboundMessage>,
+    ) -> wasmtime::Result<Vec<Result<PubAck, TransportError>>> {
+        let connection = self.table.get(&this)?;
+        if messages.len() > self.sandbox().max_batch as usize {
+            let refusal = TransportError::Refused(format!(
+                "a batch of {} messages exceeds the host limit of {}",
+                messages.len(),
+                self.sandbox().max_batch
+            ));
+            return Ok(vec![Err(refusal); messages.len()]);
+        }
+        // Queue every message first, then wait for the acknowledgements together: one
+        // round trip for the batch instead of one per message.
+        let mut pending = Vec::with_capacity(messages.len());
+        for message in messages {
+            if let Err(refusal) = self.sandbox().check_publish(&message) {
+                pending.push(Err(refusal));
+                continue;
+            }
+            match convert::publish_message(message) {
+                Ok((subject, publish)) => match connection.jetstream.send_publish(subject.clone(), publish).await {
+                    Ok(future) => pending.push(Ok((subject, future))),
+                    Err(err) => pending.push(Err(from_publish_error(&subject, err))),
+                },
+                Err(err) => pending.push(Err(err)),
+            }
+        }
+        let acks = futures::future::join_all(pending.into_iter().map(|entry| async move {
+            match entry {
+                Ok((subject, future)) => future.await.map(convert::pub_ack).map_err(|err| from_publish_error(&subject, err)),
+                Err(err) => Err(err),
+            }
+        }))
+        .await;
+        Ok(acks)
+    }
+
+    async fn stream_by_subject(&mut self, this: Resource<ConnectionHandle>, subject: String) -> wasmtime::Result<Result<Option<String>, TransportError>> {
+        use async_nats::jetstream::context::GetStreamByNameErrorKind as Kind;
+        let connection = self.table.get(&this)?;
+        Ok(match connection.jetstream.stream_by_subject(subject.clone()).await {
+            Ok(name) => Ok(Some(name)),
+            Err(err) => match err.kind() {
+                Kind::NotFound => Ok(None),
+                Kind::InvalidSubject => Err(TransportError::Invalid(format!("invalid subject {subject:?}"))),
+                Kind::JetStream(api) => Err(api_error(&api)),
+                Kind::Request => Err(super::error::request_error("stream lookup", &err)),
+            },
+        })
+    }
+
+    async fn consumer_info(
+        &mut self,
+        this: Resource<ConnectionHandle>,
+        stream: String,
+        consumer: String,
+    ) -> wasmtime::Result<Result<Option<ConsumerInfo>, TransportError>> {
+        let connection = self.table.get(&this)?;
+        let found = connection
+            .jetstream
+            .get_consumer_from_stream::<jetstream::consumer::Config, _, _>(consumer.as_str(), stream.as_str())
+            .await;
+        Ok(match found {
+            Ok(consumer) => Ok(Some(convert::consumer_info(consumer.cached_info()))),
+            Err(err) => match err.kind() {
+                async_nats::jetstream::stream::ConsumerErrorKind::JetStream(api)
+                    if api.error_code() == async_nats::jetstream::ErrorCode::CONSUMER_NOT_FOUND =>
+                {
+                    Ok(None)
+                }
+                _ => Err(from_consumer_error(&format!("consumer info for {consumer} on stream {stream}"), err)),
+            },
+        })
+    }
+
+    async fn create_consumer(
+        &mut self,
+        this: Resource<ConnectionHandle>,
+        stream: String,
+        config: ConsumerConfig,
+    ) -> wasmtime::Result<Result<ConsumerInfo, TransportError>> {
+        let connection = self.table.get(&this)?;
+        let deliver_subject = match &config.deliver_subject {
+            Some(subject) => match self.sandbox().check_deliver_subject(subject) {
+                Ok(()) => subject.clone(),
+                Err(refusal) => return Ok(Err(refusal)),
+            },
+            None => connection.client().new_inbox(),
+        };
+        let nats_config = convert::consumer_config(config, deliver_subject);
+        let created = connection.jetstream.create_consumer_on_stream(nats_config, stream.as_str()).await;
+        Ok(match created {
+            Ok(consumer) => Ok(convert::consumer_info(consumer.cached_info())),
+            Err(err) => Err(from_consumer_error(&format!("creating a consumer on stream {stream}"), err)),
+        })
+    }
+
+    async fn subscribe(
+        &mut self,
+        this: Resource<ConnectionHandle>,
+        deliver_subject: String,
+        queue_group: Option<String>,
+    ) -> wasmtime::Result<Result<Resource<SubscriptionHandle>, TransportError>> {
+        if let Err(refusal) = self.sandbox().check_deliver_subject(&deliver_subject) {
+            return Ok(Err(refusal));
+        }
+        let connection = self.table.get(&this)?;
+        let client = connection.client().clone();
+        let subscriber = match &queue_group {
+            Some(group) => client.queue_subscribe(deliver_subject.clone(), group.clone()).await,
+            None => client.subscribe(deliver_subject.clone()).await,
+        };
+        let subscriber = match subscriber {
+            Ok(subscriber) => subscriber,
+            Err(err) => return Ok(Err(TransportError::Connection(format!("subscribing to {deliver_subject}: {err}")))),
+        };
+        let handle = SubscriptionHandle::new(client, connection.jetstream.clone(), subscriber, self.stop_signal());
+        Ok(Ok(self.table.push(handle)?))
+    }
+
+    async fn flush(&mut self, this: Resource<ConnectionHandle>) -> wasmtime::Result<Result<(), TransportError>> {
+        let connection = self.table.get(&this)?;
+        Ok(connection
+            .client()
+            .flush()
+            .await
+            .map_err(|err| TransportError::Connection(format!("flush: {err}"))))
+    }
+
+    async fn drop(&mut self, this: Resource<ConnectionHandle>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,149 @@
+//! WIT transport types to and from async-nats types. Destructured exhaustively, so a
+//! field added to the contract cannot be forgotten here.
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+
+use super::TransportError;
+use crate::bindings::transport::{AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, Headers, OutboundMessage, PubAck};
+
+/// A WIT outbound message as an async-nats publish, validated (header names and values
+/// that would break the protocol are refused, not panicked on).
+pub(crate) fn publish_message(message: OutboundMessage) -> Result<(String, jetstream::message::PublishMessage), TransportError> {
+    let OutboundMessage { subject, headers, payload } = message;
+    let mut publish = jetstream::message::PublishMessage::build().payload(payload.into());
+    if !headers.is_empty() {
+        publish = publish.headers(headers_from_wit(&headers)?);
+    }
+    Ok((subject, publish))
+}
+
+fn headers_from_wit(headers: &Headers) -> Result<async_nats::HeaderMap, TransportError> {
+    let mut map = async_nats::HeaderMap::new();
+    for (name, value) in headers {
+        let header = async_nats::header::HeaderName::from_str(name)
+            .map_err(|_| TransportError::Invalid(format!("invalid header name {name:?}")))?;
+        if value.contains(['\r', '\n']) {
+            return Err(TransportError::Invalid(format!("header {name} has a line break in its value")));
+        }
+        map.append(header, value.as_str());
+    }
+    Ok(map)
+}
+
+/// NATS headers as WIT pairs; a name with several values gives several pairs.
+pub(crate) fn headers_to_wit(headers: Option<&async_nats::HeaderMap>) -> Headers {
+    let Some(headers) = headers else { return Vec::new() };
+    let mut pairs = Vec::new();
+    for (name, values) in headers.iter() {
+        for value in values {
+            pairs.push((name.to_string(), value.to_string()));
+        }
+    }
+    pairs
+}
+
+pub(crate) fn pub_ack(ack: jetstream::publish::PublishAck) -> PubAck {
+    PubAck { stream: ack.stream, sequence: ack.sequence, duplicate: ack.duplicate }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A WIT consumer configuration as async-nats's wire superset.
+pub(crate) fn consumer_config(config: ConsumerConfig, deliver_subject: String) -> consumer::Config {
+    let ConsumerConfig {
+        durable_name,
+        deliver_subject: _,
+        deliver_group,
+        deliver_policy,
+        ack_policy,
+        ack_wait_ns,
+        max_deliver,
+        backoff_ns,
+        max_ack_pending,
+        filter_subject,
+        rate_limit_bps,
+        idle_heartbeat_ns,
+        flow_control,
+        num_replicas,
+        memory_storage,
+    } = config;
+    consumer::Config {
+        deliver_subject: Some(deliver_subject),
+        durable_name,
+        deliver_group,
+        deliver_policy: match deliver_policy {
+            DeliverPolicy::All => consumer::DeliverPolicy::All,
+            DeliverPolicy::Last => consumer::DeliverPolicy::Last,
+            DeliverPolicy::New => consumer::DeliverPolicy::New,
+            DeliverPolicy::LastPerSubject => consumer::DeliverPolicy::LastPerSubject,
+            DeliverPolicy::ByStartSequence(start_sequence) => consumer::DeliverPolicy::ByStartSequence { start_sequence },
+            DeliverPolicy::ByStartTime(ns) => consumer::DeliverPolicy::ByStartTime {
+                start_time: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            },
+        },
+        ack_policy: match ack_policy {
+            AckPolicy::Explicit => consumer::AckPolicy::Explicit,
+            AckPolicy::All => consumer::AckPolicy::All,
+            AckPolicy::None => consumer::AckPolicy::None,
+        },
+        ack_wait: Duration::from_nanos(ack_wait_ns),
+        max_deliver,
+        backoff: backoff_ns.into_iter().map(Duration::from_nanos).collect(),
+        max_ack_pending,
+        filter_subject,
+        rate_limit: rate_limit_bps,
+        idle_heartbeat: Duration::from_nanos(idle_heartbeat_ns),
+        flow_control,
+        num_replicas: num_replicas as usize,
+        memory_storage,
+        ..Default::default()
+    }
+}
+
+/// What the server reported about a consumer, as WIT.
+pub(crate) fn consumer_info(info: &consumer::Info) -> ConsumerInfo {
+    let config = &info.config;
+    ConsumerInfo {
+        stream_name: info.stream_name.clone(),
+        name: info.name.clone(),
+        config: ConsumerConfig {
+            durable_name: config.durable_name.clone(),
+            deliver_subject: config.deliver_subject.clone(),
+            deliver_group: config.deliver_group.clone(),
+            deliver_policy: match config.deliver_policy {
+                consumer::DeliverPolicy::All => DeliverPolicy::All,
+                consumer::DeliverPolicy::Last => DeliverPolicy::Last,
+                consumer::DeliverPolicy::New => DeliverPolicy::New,
+                consumer::DeliverPolicy::LastPerSubject => DeliverPolicy::LastPerSubject,
+                consumer::DeliverPolicy::ByStartSequence { start_sequence } => DeliverPolicy::ByStartSequence(start_sequence),
+                consumer::DeliverPolicy::ByStartTime { start_time } => {
+                    DeliverPolicy::ByStartTime(start_time.unix_timestamp_nanos().clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+                }
+            },
+            ack_policy: match config.ack_policy {
+                consumer::AckPolicy::None => AckPolicy::None,
+                consumer::AckPolicy::All => AckPolicy::All,
+                _ => AckPolicy::Explicit,
+            },
+            ack_wait_ns: nanos(config.ack_wait),
+            max_deliver: config.max_deliver,
+            backoff_ns: config.backoff.iter().copied().map(nanos).collect(),
+            max_ack_pending: config.max_ack_pending,
+            filter_subject: config.filter_subject.clone(),
+            rate_limit_bps: config.rate_limit,
+            idle_heartbeat_ns: nanos(config.idle_heartbeat),
+            flow_control: config.flow_control,
+            num_replicas: u32::try_from(config.num_replicas).unwrap_or(u32::MAX),
+            memory_storage: config.memory_storage,
+        },
+        push_bound: info.push_bound,
+        num_pending: info.num_pending,
+        num_ack_pending: info.num_ack_pending as u64,
+    }
+}

@@ -1,0 +1,39 @@
+//! The `transport` imports: NATS JetStream through async-nats, executed for the component.
+//!
+//! The component decides (subjects, consumer configuration, answers); this module only
+//! executes, and refuses what the sandbox does not allow. Each WIT resource has a state
+//! type here (`ConnectionHandle`, `SubscriptionHandle`) and a file implementing its
+//! `Host*` trait.
+
+mod connect;
+mod connection;
+mod convert;
+mod error;
+mod subscription;
+
+pub(crate) use connect::ClientPool;
+pub use connection::ConnectionHandle;
+pub(crate) use error::TransportError;
+pub use subscription::SubscriptionHandle;
+
+use crate::bindings::transport;
+use crate::instance::InstanceState;
+
+impl transport::Host for InstanceState {}
+
+pub(crate) use connect::redacted_servers;
+pub(crate) use error::error_chain as chain;
+
+/// A transport error as one line of text, for host-side messages.
+pub(crate) fn describe(err: &TransportError) -> String {
+    match err {
+        TransportError::Connection(text)
+        | TransportError::TimedOut(text)
+        | TransportError::NoResponders(text)
+        | TransportError::Denied(text)
+        | TransportError::Refused(text)
+        | TransportError::Invalid(text)
+        | TransportError::Other(text) => text.clone(),
+        TransportError::Jetstream(api) => format!("{} (status {}, code {})", api.description, api.status, api.code),
+    }
+}

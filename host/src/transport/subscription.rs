@@ -1,0 +1,174 @@
+//! `transport.subscription`: messages pushed by a consumer, buffered until the component
+//! takes them, and the component's answers sent back to the server.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures::{FutureExt as _, StreamExt as _};
+use tokio::sync::watch;
+use wasmtime::component::Resource;
+
+use super::TransportError;
+use crate::bindings::transport::{self, AckKind, Delivery};
+use crate::instance::InstanceState;
+
+/// Host state behind a `subscription` resource.
+pub struct SubscriptionHandle {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    state: Lifecycle,
+    /// Reply subjects of deliveries handed out and not answered yet, by token. The
+    /// component answers by token, so it can only ever acknowledge what it was given.
+    unanswered: HashMap<u64, async_nats::Subject>,
+    next_token: u64,
+    /// Set when the host wants the pump to finish: `next-batch` then returns at once.
+    stop: watch::Receiver<bool>,
+}
+
+/// Where a subscription is in its life.
+enum Lifecycle {
+    /// Listening; messages arrive in the subscriber's buffer.
+    Active(async_nats::Subscriber),
+    /// Unsubscribed: no more messages; answers to earlier ones are still sent.
+    Closed,
+}
+
+impl SubscriptionHandle {
+    pub(crate) fn new(
+        client: async_nats::Client,
+        jetstream: jetstream::Context,
+        subscriber: async_nats::Subscriber,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        Self { client, jetstream, state: Lifecycle::Active(subscriber), unanswered: HashMap::new(), next_token: 1, stop }
+    }
+
+    /// Turns one pushed NATS message into a delivery, or handles it when it is a
+    /// status message (idle heartbeat, flow-control request) the component never sees.
+    async fn accept(&mut self, message: async_nats::Message) -> Option<Delivery> {
+        if let Some(status) = message.status {
+            if status == async_nats::StatusCode::IDLE_HEARTBEAT {
+                // A flow-control request carries a reply subject that must be answered.
+                if let Some(reply) = message.reply {
+                    let _ = self.client.publish(reply, bytes::Bytes::new()).await;
+                }
+            }
+            return None;
+        }
+        let reply = message.reply.clone()?;
+        let message = jetstream::Message { message, context: self.jetstream.clone() };
+        let info = message.info().ok()?;
+        let (stream_sequence, consumer_sequence, delivered) =
+            (info.stream_sequence, info.consumer_sequence, info.delivered.max(0) as u64);
+        let timestamp_ns = info.published.unix_timestamp_nanos().clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+        let token = self.next_token;
+        self.next_token += 1;
+        self.unanswered.insert(token, reply);
+        let message = message.message;
+        Some(Delivery {
+            token,
+            subject: message.subject.to_string(),
+            headers: super::convert::headers_to_wit(message.headers.as_ref()),
+            payload: message.payload.to_vec(),
+            stream_sequence,
+            consumer_sequence,
+            delivered,
+            timestamp_ns,
+        })
+    }
+}
+
+/// The wire body of an answer (JetStream's ack protocol).
+fn ack_body(kind: &AckKind) -> bytes::Bytes {
+    match kind {
+        AckKind::Ack => bytes::Bytes::from_static(b"+ACK"),
+        AckKind::Nak(None) => bytes::Bytes::from_static(b"-NAK"),
+        AckKind::Nak(Some(delay_ns)) => bytes::Bytes::from(format!("-NAK {{\"delay\":{delay_ns}}}")),
+        AckKind::InProgress => bytes::Bytes::from_static(b"+WPI"),
+        AckKind::Term => bytes::Bytes::from_static(b"+TERM"),
+    }
+}
+
+impl transport::HostSubscription for InstanceState {
+    async fn next_batch(&mut self, this: Resource<SubscriptionHandle>, max: u32, wait_ms: u32) -> wasmtime::Result<Result<Vec<Delivery>, TransportError>> {
+        let limit = max.min(self.sandbox().max_batch).max(1) as usize;
+        let wait = Duration::from_millis(u64::from(wait_ms));
+        let subscription = self.table.get_mut(&this)?;
+        let mut batch = Vec::new();
+        let deadline = tokio::time::Instant::now() + wait;
+        while batch.is_empty() {
+            if *subscription.stop.borrow() {
+                break;
+            }
+            let Lifecycle::Active(subscriber) = &mut subscription.state else {
+                return Ok(Err(TransportError::Other("the subscription is closed".into())));
+            };
+            let mut stop = subscription.stop.clone();
+            let next = tokio::select! {
+                next = tokio::time::timeout_at(deadline, subscriber.next()) => next,
+                _ = stop.changed() => break,
+            };
+            match next {
+                Err(_elapsed) => break,
+                Ok(None) => {
+                    subscription.state = Lifecycle::Closed;
+                    return Ok(Err(TransportError::Connection("the server ended the subscription".into())));
+                }
+                Ok(Some(message)) => {
+                    if let Some(delivery) = subscription.accept(message).await {
+                        batch.push(delivery);
+                    }
+                }
+            }
+            // Take what is already buffered, without waiting again.
+            while batch.len() < limit {
+                let Lifecycle::Active(subscriber) = &mut subscription.state else { break };
+                match subscriber.next().now_or_never() {
+                    Some(Some(message)) => {
+                        if let Some(delivery) = subscription.accept(message).await {
+                            batch.push(delivery);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(Ok(batch))
+    }
+
+    async fn ack(&mut self, this: Resource<SubscriptionHandle>, answers: Vec<(u64, AckKind)>) -> wasmtime::Result<Result<(), TransportError>> {
+        let subscription = self.table.get_mut(&this)?;
+        for (token, kind) in answers {
+            let Some(reply) = (match kind {
+                // In progress keeps the delivery open: it must still be answered later.
+                AckKind::InProgress => subscription.unanswered.get(&token).cloned(),
+                _ => subscription.unanswered.remove(&token),
+            }) else {
+                return Ok(Err(TransportError::Invalid(format!("no unanswered delivery has token {token}"))));
+            };
+            if let Err(err) = subscription.client.publish(reply, ack_body(&kind)).await {
+                return Ok(Err(TransportError::Connection(format!("sending an acknowledgement: {err}"))));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    async fn unsubscribe(&mut self, this: Resource<SubscriptionHandle>) -> wasmtime::Result<Result<(), TransportError>> {
+        let subscription = self.table.get_mut(&this)?;
+        if let Lifecycle::Active(mut subscriber) = std::mem::replace(&mut subscription.state, Lifecycle::Closed) {
+            let _ = subscriber.unsubscribe().await;
+        }
+        // Answers already queued must reach the server before the consumer is left alone.
+        let _ = subscription.client.flush().await;
+        Ok(Ok(()))
+    }
+
+    async fn drop(&mut self, this: Resource<SubscriptionHandle>) -> wasmtime::Result<()> {
+        let mut subscription = self.table.delete(this)?;
+        if let Lifecycle::Active(mut subscriber) = std::mem::replace(&mut subscription.state, Lifecycle::Closed) {
+            let _ = subscriber.unsubscribe().await;
+        }
+        Ok(())
+    }
+}
