@@ -9,10 +9,18 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let workspace = manifest_dir.parent().expect("host/ lives inside the workspace").to_path_buf();
+    let manifest_dir = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
+    let workspace = manifest_dir
+        .parent()
+        .expect("host/ lives inside the workspace")
+        .to_path_buf();
     for watched in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
     println!("cargo:rerun-if-env-changed=JETSTREAM_PUBSUB_GUEST_WASM");
 
@@ -29,7 +37,16 @@ fn main() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&workspace)
-        .args(["build", "--profile", "guest-release", "--locked", "-p", "jetstream-pubsub-guest", "--target", "wasm32-wasip2"])
+        .args([
+            "build",
+            "--profile",
+            "guest-release",
+            "--locked",
+            "-p",
+            "jetstream-pubsub-guest",
+            "--target",
+            "wasm32-wasip2",
+        ])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")

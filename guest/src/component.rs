@@ -20,7 +20,8 @@ wit_bindgen::generate!({
 use dapr::jetstream::app;
 use dapr::jetstream::transport::{self, Connection, TransportError};
 use dapr::jetstream::types::{
-    AppStatus, BulkEntryResult, BulkPublishRequest, Error, NewMessage, PublishAck, PublishRequest, SubscribeRequest,
+    AppStatus, BulkEntryResult, BulkPublishRequest, Error, NewMessage, PublishAck, PublishRequest,
+    SubscribeRequest,
 };
 use exports::dapr::jetstream::pubsub::Guest;
 
@@ -32,7 +33,7 @@ enum Phase {
     /// `init` has not succeeded yet.
     Uninitialized,
     /// Connected and serving.
-    Ready(Ready),
+    Ready(Box<Ready>),
     /// `close` was called.
     Closed,
 }
@@ -69,16 +70,26 @@ fn with_ready<T>(f: impl FnOnce(&mut Ready) -> Result<T, Error>) -> Result<T, Er
 
 impl Guest for Component {
     fn init(metadata: Vec<(String, String)>) -> Result<(), Error> {
-        let parsed = metadata::parse(&metadata).map_err(|err| Error::InvalidMetadata(err.to_string()))?;
-        let connection = Connection::connect(&connect_options(&parsed)).map_err(|err| connect_error(&err))?;
+        let parsed =
+            metadata::parse(&metadata).map_err(|err| Error::InvalidMetadata(err.to_string()))?;
+        let connection =
+            Connection::connect(&connect_options(&parsed)).map_err(|err| connect_error(&err))?;
         PHASE.with(|phase| {
-            *phase.borrow_mut() = Phase::Ready(Ready { metadata: parsed, connection, subscriptions: BTreeMap::new(), next_id: 1 })
+            *phase.borrow_mut() = Phase::Ready(Box::new(Ready {
+                metadata: parsed,
+                connection,
+                subscriptions: BTreeMap::new(),
+                next_id: 1,
+            }))
         });
         Ok(())
     }
 
-    fn connection_options(metadata: Vec<(String, String)>) -> Result<transport::ConnectOptions, Error> {
-        let parsed = metadata::parse(&metadata).map_err(|err| Error::InvalidMetadata(err.to_string()))?;
+    fn connection_options(
+        metadata: Vec<(String, String)>,
+    ) -> Result<transport::ConnectOptions, Error> {
+        let parsed =
+            metadata::parse(&metadata).map_err(|err| Error::InvalidMetadata(err.to_string()))?;
         Ok(connect_options(&parsed))
     }
 
@@ -88,15 +99,26 @@ impl Guest for Component {
 
     fn publish(request: PublishRequest) -> Result<PublishAck, Error> {
         with_ready(|ready| {
-            let message = outbound(&request.topic, &request.data, request.content_type.as_deref());
-            ready.connection.publish(&message).map(pub_ack).map_err(|err| publish_error(&request.topic, &err))
+            let message = outbound(
+                &request.topic,
+                &request.data,
+                request.content_type.as_deref(),
+            );
+            ready
+                .connection
+                .publish(&message)
+                .map(pub_ack)
+                .map_err(|err| publish_error(&request.topic, &err))
         })
     }
 
     fn bulk_publish(request: BulkPublishRequest) -> Result<Vec<BulkEntryResult>, Error> {
         with_ready(|ready| {
-            let messages: Vec<_> =
-                request.entries.iter().map(|e| outbound(&request.topic, &e.data, e.content_type.as_deref())).collect();
+            let messages: Vec<_> = request
+                .entries
+                .iter()
+                .map(|e| outbound(&request.topic, &e.data, e.content_type.as_deref()))
+                .collect();
             let acks = ready.connection.publish_batch(&messages);
             Ok(request
                 .entries
@@ -104,7 +126,9 @@ impl Guest for Component {
                 .zip(acks)
                 .map(|(entry, ack)| BulkEntryResult {
                     entry_id: entry.entry_id,
-                    outcome: ack.map(pub_ack).map_err(|err| publish_error(&request.topic, &err)),
+                    outcome: ack
+                        .map(pub_ack)
+                        .map_err(|err| publish_error(&request.topic, &err)),
                 })
                 .collect())
         })
@@ -117,8 +141,17 @@ impl Guest for Component {
                 Some(stream) => stream.clone(),
                 None => match ready.connection.stream_by_subject(&topic) {
                     Ok(Some(stream)) => stream,
-                    Ok(None) => return Err(Error::Retriable(format!("no stream matches subject {topic}"))),
-                    Err(err) => return Err(transport_error(&format!("looking up the stream for {topic}"), &err)),
+                    Ok(None) => {
+                        return Err(Error::Retriable(format!(
+                            "no stream matches subject {topic}"
+                        )));
+                    }
+                    Err(err) => {
+                        return Err(transport_error(
+                            &format!("looking up the stream for {topic}"),
+                            &err,
+                        ));
+                    }
                 },
             };
             let plan = plan_consumer(&ready.metadata, &topic);
@@ -129,7 +162,14 @@ impl Guest for Component {
                 .map_err(|err| transport_error(&format!("subscribing to {topic}"), &err))?;
             let id = ready.next_id;
             ready.next_id += 1;
-            ready.subscriptions.insert(id, Subscribed { topic, subscription, consumer });
+            ready.subscriptions.insert(
+                id,
+                Subscribed {
+                    topic,
+                    subscription,
+                    consumer,
+                },
+            );
             Ok(id)
         })
     }
@@ -140,7 +180,11 @@ impl Guest for Component {
 
     fn pump(subscription: u64, max_messages: u32, wait_ms: u32) -> Result<u32, Error> {
         with_ready(|ready| {
-            let (ack_policy, ack_wait, concurrency) = (ready.metadata.ack_policy, ready.metadata.ack_wait, ready.metadata.concurrency);
+            let (ack_policy, ack_wait, concurrency) = (
+                ready.metadata.ack_policy,
+                ready.metadata.ack_wait,
+                ready.metadata.concurrency,
+            );
             let in_flight_limit = match ready.metadata.max_ack_pending {
                 n if n > 0 => u32::try_from(n).unwrap_or(u32::MAX),
                 _ => 1_000,
@@ -153,10 +197,18 @@ impl Guest for Component {
             let batch = subscribed
                 .subscription
                 .next_batch(max.max(1), wait_ms)
-                .map_err(|err| transport_error(&format!("receiving on {}", subscribed.topic), &err))?;
+                .map_err(|err| {
+                    transport_error(&format!("receiving on {}", subscribed.topic), &err)
+                })?;
             let count = batch.len() as u32;
-            let messages: Vec<NewMessage> = batch.iter().map(|delivery| new_message(&subscribed.topic, delivery)).collect();
-            let answer = |token: u64, status: AppStatus| disposition::decide(outcome(status), ack_policy, ack_wait).map(|a| (token, ack_kind(a)));
+            let messages: Vec<NewMessage> = batch
+                .iter()
+                .map(|delivery| new_message(&subscribed.topic, delivery))
+                .collect();
+            let answer = |token: u64, status: AppStatus| {
+                disposition::decide(outcome(status), ack_policy, ack_wait)
+                    .map(|a| (token, ack_kind(a)))
+            };
             match concurrency {
                 Concurrency::Single => {
                     // One at a time, in order; each answered as soon as it is handled.
@@ -169,8 +221,11 @@ impl Guest for Component {
                 }
                 Concurrency::Parallel => {
                     let statuses = app::deliver_batch(subscription, &messages);
-                    let replies: Vec<_> =
-                        batch.iter().zip(statuses).filter_map(|(delivery, status)| answer(delivery.token, status)).collect();
+                    let replies: Vec<_> = batch
+                        .iter()
+                        .zip(statuses)
+                        .filter_map(|(delivery, status)| answer(delivery.token, status))
+                        .collect();
                     send_answers(subscribed, &replies)?;
                 }
             }
@@ -180,35 +235,50 @@ impl Guest for Component {
 
     fn unsubscribe(subscription: u64) -> Result<(), Error> {
         with_ready(|ready| {
-            let subscribed = ready
-                .subscriptions
-                .remove(&subscription)
-                .ok_or_else(|| Error::Terminal(format!("no subscription with id {subscription}")))?;
-            subscribed.subscription.unsubscribe().map_err(|err| transport_error("unsubscribing", &err))
+            let subscribed = ready.subscriptions.remove(&subscription).ok_or_else(|| {
+                Error::Terminal(format!("no subscription with id {subscription}"))
+            })?;
+            subscribed
+                .subscription
+                .unsubscribe()
+                .map_err(|err| transport_error("unsubscribing", &err))
         })
     }
 
     fn close() -> Result<(), Error> {
-        let previous = PHASE.with(|phase| std::mem::replace(&mut *phase.borrow_mut(), Phase::Closed));
+        let previous =
+            PHASE.with(|phase| std::mem::replace(&mut *phase.borrow_mut(), Phase::Closed));
         if let Phase::Ready(ready) = previous {
             for (_, subscribed) in ready.subscriptions {
                 let _ = subscribed.subscription.unsubscribe();
             }
-            ready.connection.flush().map_err(|err| transport_error("flushing on close", &err))?;
+            ready
+                .connection
+                .flush()
+                .map_err(|err| transport_error("flushing on close", &err))?;
         }
         Ok(())
     }
 }
 
 fn subscribed(ready: &mut Ready, id: u64) -> Result<&mut Subscribed, Error> {
-    ready.subscriptions.get_mut(&id).ok_or_else(|| Error::Terminal(format!("no subscription with id {id}")))
+    ready
+        .subscriptions
+        .get_mut(&id)
+        .ok_or_else(|| Error::Terminal(format!("no subscription with id {id}")))
 }
 
-fn send_answers(subscribed: &Subscribed, replies: &[(u64, transport::AckKind)]) -> Result<(), Error> {
+fn send_answers(
+    subscribed: &Subscribed,
+    replies: &[(u64, transport::AckKind)],
+) -> Result<(), Error> {
     if replies.is_empty() {
         return Ok(());
     }
-    subscribed.subscription.ack(replies).map_err(|err| transport_error(&format!("acknowledging on {}", subscribed.topic), &err))
+    subscribed
+        .subscription
+        .ack(replies)
+        .map_err(|err| transport_error(&format!("acknowledging on {}", subscribed.topic), &err))
 }
 
 /// Finds the durable to join, or creates the consumer the plan describes.
@@ -223,10 +293,19 @@ fn bind_or_create(
         let existing = ready
             .connection
             .consumer_info(stream, durable)
-            .map_err(|err| transport_error(&format!("consumer info of {durable:?} on stream {stream:?}"), &err))?;
+            .map_err(|err| {
+                transport_error(
+                    &format!("consumer info of {durable:?} on stream {stream:?}"),
+                    &err,
+                )
+            })?;
         if let Some(existing) = existing {
-            let deliver_subject = binding::check(&existing_consumer(&existing), topic, plan.deliver_group.as_deref())
-                .map_err(|err| Error::Terminal(err.to_string()))?;
+            let deliver_subject = binding::check(
+                &existing_consumer(&existing),
+                topic,
+                plan.deliver_group.as_deref(),
+            )
+            .map_err(|err| Error::Terminal(err.to_string()))?;
             // Same durable, maybe new settings: update in place where the server allows it,
             // keeping the deliver subject its other subscribers listen on.
             config.deliver_subject = Some(deliver_subject.clone());
@@ -243,12 +322,18 @@ fn bind_or_create(
     let info = ready
         .connection
         .create_consumer(stream, &config)
-        .map_err(|err| transport_error(&format!("creating a consumer on stream {stream:?} for {topic}"), &err))?;
-    let deliver_subject = info
-        .config
-        .deliver_subject
-        .clone()
-        .ok_or_else(|| Error::Terminal(format!("the server created consumer {:?} without a deliver subject", info.name)))?;
+        .map_err(|err| {
+            transport_error(
+                &format!("creating a consumer on stream {stream:?} for {topic}"),
+                &err,
+            )
+        })?;
+    let deliver_subject = info.config.deliver_subject.clone().ok_or_else(|| {
+        Error::Terminal(format!(
+            "the server created consumer {:?} without a deliver subject",
+            info.name
+        ))
+    })?;
     Ok((info, deliver_subject))
 }
 
@@ -263,16 +348,29 @@ fn existing_consumer(info: &transport::ConsumerInfo) -> ExistingConsumer {
 }
 
 fn outbound(topic: &str, data: &[u8], content_type: Option<&str>) -> transport::OutboundMessage {
-    transport::OutboundMessage { subject: topic.to_string(), headers: publish::headers(data, content_type), payload: data.to_vec() }
+    transport::OutboundMessage {
+        subject: topic.to_string(),
+        headers: publish::headers(data, content_type),
+        payload: data.to_vec(),
+    }
 }
 
 fn new_message(topic: &str, delivery: &transport::Delivery) -> NewMessage {
     let (metadata, content_type) = message::metadata(&delivery.subject, &delivery.headers);
-    NewMessage { topic: topic.to_string(), data: delivery.payload.clone(), content_type, metadata }
+    NewMessage {
+        topic: topic.to_string(),
+        data: delivery.payload.clone(),
+        content_type,
+        metadata,
+    }
 }
 
 fn pub_ack(ack: transport::PubAck) -> PublishAck {
-    PublishAck { stream: ack.stream, sequence: ack.sequence, duplicate: ack.duplicate }
+    PublishAck {
+        stream: ack.stream,
+        sequence: ack.sequence,
+        duplicate: ack.duplicate,
+    }
 }
 
 fn outcome(status: AppStatus) -> Outcome {
@@ -306,22 +404,33 @@ fn connect_options(metadata: &Metadata) -> transport::ConnectOptions {
         }
     };
     let auth = match (&metadata.jwt, &metadata.seed_key, &metadata.token) {
-        (Some(jwt), Some(seed), _) => {
-            transport::Auth::Jwt(transport::JwtCredentials { jwt: jwt.expose().to_string(), seed: seed.expose().to_string() })
+        (Some(jwt), Some(seed), _) => transport::Auth::Jwt(transport::JwtCredentials {
+            jwt: jwt.expose().to_string(),
+            seed: seed.expose().to_string(),
+        }),
+        _ if metadata.tls_client_cert.is_some() && metadata.tls_client_key.is_some() => {
+            transport::Auth::None
         }
-        _ if metadata.tls_client_cert.is_some() && metadata.tls_client_key.is_some() => transport::Auth::None,
         (_, _, Some(token)) => transport::Auth::Token(token.expose().to_string()),
         _ => transport::Auth::None,
     };
     let (client_cert, client_key) = match (&metadata.tls_client_cert, &metadata.tls_client_key) {
-        (Some(cert), Some(key)) => (Some(pem_or_path(cert.expose())), Some(pem_or_path(key.expose()))),
+        (Some(cert), Some(key)) => (
+            Some(pem_or_path(cert.expose())),
+            Some(pem_or_path(key.expose())),
+        ),
         _ => (None, None),
     };
     transport::ConnectOptions {
         servers: metadata.servers.clone(),
         name: metadata.name.clone(),
         auth,
-        tls: transport::TlsOptions { required: false, client_cert, client_key, ca: None },
+        tls: transport::TlsOptions {
+            required: false,
+            client_cert,
+            client_key,
+            ca: None,
+        },
         api_prefix: metadata.api_prefix(),
         request_timeout_ms: REQUEST_TIMEOUT_MS,
     }
@@ -353,10 +462,14 @@ fn consumer_config(plan: &ConsumerPlan) -> transport::ConsumerConfig {
             DeliverPolicy::All => transport::DeliverPolicy::All,
             DeliverPolicy::Last => transport::DeliverPolicy::Last,
             DeliverPolicy::New => transport::DeliverPolicy::New,
-            DeliverPolicy::ByStartSequence(sequence) => transport::DeliverPolicy::ByStartSequence(sequence),
-            DeliverPolicy::ByStartTime { unix_seconds } => {
-                transport::DeliverPolicy::ByStartTime(i64::try_from(unix_seconds).unwrap_or(i64::MAX).saturating_mul(1_000_000_000))
+            DeliverPolicy::ByStartSequence(sequence) => {
+                transport::DeliverPolicy::ByStartSequence(sequence)
             }
+            DeliverPolicy::ByStartTime { unix_seconds } => transport::DeliverPolicy::ByStartTime(
+                i64::try_from(unix_seconds)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(1_000_000_000),
+            ),
         },
         ack_policy: match ack_policy {
             AckPolicy::Explicit => transport::AckPolicy::Explicit,
@@ -378,7 +491,9 @@ fn consumer_config(plan: &ConsumerPlan) -> transport::ConsumerConfig {
 
 fn connect_error(err: &TransportError) -> Error {
     match err {
-        TransportError::Invalid(text) | TransportError::Refused(text) | TransportError::Denied(text) => Error::Terminal(text.clone()),
+        TransportError::Invalid(text)
+        | TransportError::Refused(text)
+        | TransportError::Denied(text) => Error::Terminal(text.clone()),
         other => Error::Retriable(describe(other)),
     }
 }
@@ -387,17 +502,22 @@ fn connect_error(err: &TransportError) -> Error {
 /// classifies every broker error as retriable, components-contrib#4395).
 fn publish_error(topic: &str, err: &TransportError) -> Error {
     match err {
-        TransportError::NoResponders(_) => Error::Retriable(format!("no stream matches subject {topic}: nothing stored the message")),
-        TransportError::Invalid(text) | TransportError::Refused(text) | TransportError::Denied(text) => Error::Terminal(text.clone()),
+        TransportError::NoResponders(_) => Error::Retriable(format!(
+            "no stream matches subject {topic}: nothing stored the message"
+        )),
+        TransportError::Invalid(text)
+        | TransportError::Refused(text)
+        | TransportError::Denied(text) => Error::Terminal(text.clone()),
         other => Error::Retriable(format!("publish to {topic}: {}", describe(other))),
     }
 }
 
 fn transport_error(what: &str, err: &TransportError) -> Error {
     match err {
-        TransportError::Invalid(_) | TransportError::Refused(_) | TransportError::Denied(_) | TransportError::Jetstream(_) => {
-            Error::Terminal(format!("{what}: {}", describe(err)))
-        }
+        TransportError::Invalid(_)
+        | TransportError::Refused(_)
+        | TransportError::Denied(_)
+        | TransportError::Jetstream(_) => Error::Terminal(format!("{what}: {}", describe(err))),
         _ => Error::Retriable(format!("{what}: {}", describe(err))),
     }
 }
@@ -411,6 +531,9 @@ fn describe(err: &TransportError) -> String {
         | TransportError::Refused(text)
         | TransportError::Invalid(text)
         | TransportError::Other(text) => text.clone(),
-        TransportError::Jetstream(api) => format!("{} (status {}, code {})", api.description, api.status, api.code),
+        TransportError::Jetstream(api) => format!(
+            "{} (status {}, code {})",
+            api.description, api.status, api.code
+        ),
     }
 }

@@ -49,11 +49,26 @@ mod tests {
     #[test]
     fn answers_follow_status_and_policy() {
         let wait = Duration::from_secs(2);
-        assert_eq!(decide(Outcome::Success, AckPolicy::Explicit, wait), Some(Answer::Ack));
-        assert_eq!(decide(Outcome::Success, AckPolicy::All, Duration::ZERO), Some(Answer::Ack));
-        assert_eq!(decide(Outcome::Retry, AckPolicy::Explicit, wait), Some(Answer::Nak(Some(wait))));
-        assert_eq!(decide(Outcome::Retry, AckPolicy::Explicit, Duration::ZERO), Some(Answer::Nak(None)));
-        assert_eq!(decide(Outcome::Drop, AckPolicy::Explicit, wait), Some(Answer::Term));
+        assert_eq!(
+            decide(Outcome::Success, AckPolicy::Explicit, wait),
+            Some(Answer::Ack)
+        );
+        assert_eq!(
+            decide(Outcome::Success, AckPolicy::All, Duration::ZERO),
+            Some(Answer::Ack)
+        );
+        assert_eq!(
+            decide(Outcome::Retry, AckPolicy::Explicit, wait),
+            Some(Answer::Nak(Some(wait)))
+        );
+        assert_eq!(
+            decide(Outcome::Retry, AckPolicy::Explicit, Duration::ZERO),
+            Some(Answer::Nak(None))
+        );
+        assert_eq!(
+            decide(Outcome::Drop, AckPolicy::Explicit, wait),
+            Some(Answer::Term)
+        );
         for outcome in [Outcome::Success, Outcome::Retry, Outcome::Drop] {
             assert_eq!(decide(outcome, AckPolicy::None, wait), None);
         }

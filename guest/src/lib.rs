@@ -8,6 +8,9 @@
 //! them to the host's transport.
 
 pub mod binding;
+// The adapter exists only in the component: natively there is no host to import from,
+// and the export symbols (`dapr:jetstream/pubsub@0.1.0#...`) cannot be linked.
+#[cfg(target_family = "wasm")]
 pub mod component;
 pub mod consumer;
 pub mod disposition;

@@ -10,7 +10,10 @@ pub const TOPIC_KEY: &str = "Topic";
 /// subject, then every NATS header under its own name (the reference drops headers;
 /// components-contrib#2201 asked for them). A header named `Topic` cannot override the
 /// subject.
-pub fn metadata(subject: &str, headers: &[(String, String)]) -> (Vec<(String, String)>, Option<String>) {
+pub fn metadata(
+    subject: &str,
+    headers: &[(String, String)],
+) -> (Vec<(String, String)>, Option<String>) {
     let mut metadata = Vec::with_capacity(headers.len() + 1);
     metadata.push((TOPIC_KEY.to_string(), subject.to_string()));
     let mut content_type = None;

@@ -55,7 +55,12 @@ mod tests {
             (&[0xff, 0xfe, b'{'], None),
         ];
         for (data, expected) in cases {
-            assert_eq!(message_id(data).as_deref(), *expected, "{:?}", String::from_utf8_lossy(data));
+            assert_eq!(
+                message_id(data).as_deref(),
+                *expected,
+                "{:?}",
+                String::from_utf8_lossy(data)
+            );
         }
     }
 
@@ -65,7 +70,10 @@ mod tests {
             headers(br#"{"id":"a"}"#, Some("application/cloudevents+json")),
             vec![
                 ("Nats-Msg-Id".to_string(), "a".to_string()),
-                ("Content-Type".to_string(), "application/cloudevents+json".to_string())
+                (
+                    "Content-Type".to_string(),
+                    "application/cloudevents+json".to_string()
+                )
             ]
         );
         assert!(headers(b"raw", None).is_empty());

@@ -25,7 +25,10 @@ pub struct Message {
 impl Message {
     /// The concrete subject the message was published on (metadata `Topic`).
     pub fn subject(&self) -> &str {
-        self.metadata.iter().find(|(key, _)| key == "Topic").map_or(self.topic.as_str(), |(_, value)| value.as_str())
+        self.metadata
+            .iter()
+            .find(|(key, _)| key == "Topic")
+            .map_or(self.topic.as_str(), |(_, value)| value.as_str())
     }
 }
 
@@ -63,8 +66,18 @@ pub(crate) fn no_subscriber() -> Arc<dyn Handler> {
 }
 
 fn to_message(message: types::NewMessage) -> Message {
-    let types::NewMessage { topic, data, content_type, metadata } = message;
-    Message { topic, data, content_type, metadata }
+    let types::NewMessage {
+        topic,
+        data,
+        content_type,
+        metadata,
+    } = message;
+    Message {
+        topic,
+        data,
+        content_type,
+        metadata,
+    }
 }
 
 fn to_status(status: AppStatus) -> types::AppStatus {
@@ -76,13 +89,26 @@ fn to_status(status: AppStatus) -> types::AppStatus {
 }
 
 impl app::Host for InstanceState {
-    async fn deliver(&mut self, _subscription: u64, message: types::NewMessage) -> wasmtime::Result<types::AppStatus> {
+    async fn deliver(
+        &mut self,
+        _subscription: u64,
+        message: types::NewMessage,
+    ) -> wasmtime::Result<types::AppStatus> {
         Ok(to_status(self.handler().handle(to_message(message)).await))
     }
 
-    async fn deliver_batch(&mut self, _subscription: u64, messages: Vec<types::NewMessage>) -> wasmtime::Result<Vec<types::AppStatus>> {
+    async fn deliver_batch(
+        &mut self,
+        _subscription: u64,
+        messages: Vec<types::NewMessage>,
+    ) -> wasmtime::Result<Vec<types::AppStatus>> {
         let handler = self.handler();
-        let statuses = futures::future::join_all(messages.into_iter().map(|message| handler.handle(to_message(message)))).await;
+        let statuses = futures::future::join_all(
+            messages
+                .into_iter()
+                .map(|message| handler.handle(to_message(message))),
+        )
+        .await;
         Ok(statuses.into_iter().map(to_status).collect())
     }
 }

@@ -31,7 +31,11 @@ pub(crate) struct InstanceState {
 impl InstanceState {
     /// State for a new instance. The WASI context grants nothing: no files, no
     /// sockets, no environment, no arguments; stdout and stderr are discarded.
-    pub(crate) fn new(shared: Arc<Shared>, handler: Arc<dyn Handler>, stop: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        handler: Arc<dyn Handler>,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
         let store_limits = StoreLimitsBuilder::new()
             .memory_size(shared.limits.memory_bytes)
             .instances(16)
@@ -39,7 +43,14 @@ impl InstanceState {
             .memories(4)
             .trap_on_grow_failure(true)
             .build();
-        Self { table: ResourceTable::new(), wasi: WasiCtx::builder().build(), store_limits, shared, handler, stop }
+        Self {
+            table: ResourceTable::new(),
+            wasi: WasiCtx::builder().build(),
+            store_limits,
+            shared,
+            handler,
+            stop,
+        }
     }
 
     pub(crate) fn sandbox(&self) -> &SandboxLimits {
@@ -61,7 +72,10 @@ impl InstanceState {
 
 impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 

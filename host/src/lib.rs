@@ -21,6 +21,9 @@ mod transport;
 
 pub use app::{AppStatus, Handler, Message};
 pub use error::Error;
-pub use pubsub::{BulkEntry, BulkEntryResult, ConnectionSettings, ConsumerSummary, Metadata, PubSub, PublishAck, PublishRequest, Subscription};
+pub use pubsub::{
+    BulkEntry, BulkEntryResult, ConnectionSettings, ConsumerSummary, Metadata, PubSub, PublishAck,
+    PublishRequest, Subscription,
+};
 pub use runtime::{EMBEDDED_COMPONENT, Runtime, RuntimeBuilder};
 pub use sandbox::SandboxLimits;

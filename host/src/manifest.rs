@@ -104,31 +104,58 @@ struct Entry {
 /// satisfy a `secretKeyRef` of the same name.
 pub fn read_file(path: &Path, overrides: &[(String, String)]) -> Result<Metadata, ManifestError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|err| ManifestError::Read { path: shown.clone(), reason: err.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|err| ManifestError::Read {
+        path: shown.clone(),
+        reason: err.to_string(),
+    })?;
     parse(&shown, &text, overrides)
 }
 
 /// Parses manifest text; `path` only names the source in errors.
-pub fn parse(path: &str, text: &str, overrides: &[(String, String)]) -> Result<Metadata, ManifestError> {
-    let malformed = |reason: String| ManifestError::Malformed { path: path.to_string(), reason };
-    let manifest: Manifest = serde_saphyr::from_str(text).map_err(|err| malformed(one_line(&err.to_string())))?;
+pub fn parse(
+    path: &str,
+    text: &str,
+    overrides: &[(String, String)],
+) -> Result<Metadata, ManifestError> {
+    let malformed = |reason: String| ManifestError::Malformed {
+        path: path.to_string(),
+        reason,
+    };
+    let manifest: Manifest =
+        serde_saphyr::from_str(text).map_err(|err| malformed(one_line(&err.to_string())))?;
     let kind = manifest.kind.unwrap_or_default();
     if kind != "Component" {
-        return Err(ManifestError::Kind { path: path.to_string(), found: kind });
+        return Err(ManifestError::Kind {
+            path: path.to_string(),
+            found: kind,
+        });
     }
     let spec = manifest.spec.ok_or_else(|| malformed("no spec".into()))?;
     let component_type = spec.component_type.unwrap_or_default();
     if component_type != COMPONENT_TYPE {
-        return Err(ManifestError::Type { path: path.to_string(), found: component_type });
+        return Err(ManifestError::Type {
+            path: path.to_string(),
+            found: component_type,
+        });
     }
     let version = spec.version.unwrap_or_default();
     if version != COMPONENT_VERSION {
-        return Err(ManifestError::Version { path: path.to_string(), found: version });
+        return Err(ManifestError::Version {
+            path: path.to_string(),
+            found: version,
+        });
     }
     let mut metadata = Metadata::new();
     for (index, entry) in spec.metadata.unwrap_or_default().into_iter().enumerate() {
-        let name = entry.name.filter(|n| !n.is_empty()).ok_or_else(|| malformed(format!("spec.metadata[{index}] has no name")))?;
-        let entry_error = |reason: &str| ManifestError::Entry { path: path.to_string(), name: name.clone(), reason: reason.to_string() };
+        let name = entry
+            .name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| malformed(format!("spec.metadata[{index}] has no name")))?;
+        let entry_error = |reason: &str| ManifestError::Entry {
+            path: path.to_string(),
+            name: name.clone(),
+            reason: reason.to_string(),
+        };
         if overrides.iter().any(|(key, _)| key == &name) {
             continue;
         }
@@ -151,7 +178,11 @@ pub fn parse(path: &str, text: &str, overrides: &[(String, String)]) -> Result<M
 
 /// Parser messages can span lines (snippets); users get one line.
 fn one_line(text: &str) -> String {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -178,7 +209,9 @@ spec:
 "#;
 
     fn pairs(list: &[(&str, &str)]) -> Metadata {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -186,14 +219,27 @@ spec:
         let metadata = parse("c.yaml", GOOD, &[]).unwrap();
         assert_eq!(
             metadata,
-            pairs(&[("natsURL", "nats://localhost:4222"), ("maxDeliver", "5"), ("flowControl", "false"), ("ackWait", "10s")])
+            pairs(&[
+                ("natsURL", "nats://localhost:4222"),
+                ("maxDeliver", "5"),
+                ("flowControl", "false"),
+                ("ackWait", "10s")
+            ])
         );
     }
 
     #[test]
     fn overrides_replace_and_add() {
-        let metadata = parse("c.yaml", GOOD, &pairs(&[("maxDeliver", "7"), ("durableName", "d")])).unwrap();
-        assert_eq!(metadata.iter().filter(|(k, _)| k == "maxDeliver").count(), 1);
+        let metadata = parse(
+            "c.yaml",
+            GOOD,
+            &pairs(&[("maxDeliver", "7"), ("durableName", "d")]),
+        )
+        .unwrap();
+        assert_eq!(
+            metadata.iter().filter(|(k, _)| k == "maxDeliver").count(),
+            1
+        );
         assert!(metadata.contains(&("maxDeliver".into(), "7".into())));
         assert!(metadata.contains(&("durableName".into(), "d".into())));
     }
@@ -207,18 +253,31 @@ spec:
         );
         let other_version = GOOD.replace("version: v1", "version: v2");
         assert_eq!(
-            parse("c.yaml", &other_version, &[]).unwrap_err().to_string(),
+            parse("c.yaml", &other_version, &[])
+                .unwrap_err()
+                .to_string(),
             "c.yaml: spec.version is \"v2\", pubsub.jetstream has only \"v1\""
         );
         let other_kind = GOOD.replace("kind: Component", "kind: Subscription");
-        assert!(parse("c.yaml", &other_kind, &[]).unwrap_err().to_string().contains("kind is \"Subscription\""));
+        assert!(
+            parse("c.yaml", &other_kind, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("kind is \"Subscription\"")
+        );
     }
 
     #[test]
     fn unresolvable_secret_is_an_error_unless_overridden() {
-        let with_secret = GOOD.replace("    value: \"nats://localhost:4222\"", "    secretKeyRef:\n      name: nats\n      key: url");
+        let with_secret = GOOD.replace(
+            "    value: \"nats://localhost:4222\"",
+            "    secretKeyRef:\n      name: nats\n      key: url",
+        );
         let err = parse("c.yaml", &with_secret, &[]).unwrap_err().to_string();
-        assert!(err.contains("metadata \"natsURL\"") && err.contains("secretKeyRef"), "{err}");
+        assert!(
+            err.contains("metadata \"natsURL\"") && err.contains("secretKeyRef"),
+            "{err}"
+        );
         assert!(!err.contains('\n'));
         let metadata = parse("c.yaml", &with_secret, &pairs(&[("natsURL", "nats://h:1")])).unwrap();
         assert!(metadata.contains(&("natsURL".into(), "nats://h:1".into())));
@@ -226,7 +285,13 @@ spec:
 
     #[test]
     fn malformed_yaml_is_one_line() {
-        for text in ["kind: [", "- a\n- b", "", "kind: Component\nspec: 5", "\u{0}\u{1}"] {
+        for text in [
+            "kind: [",
+            "- a\n- b",
+            "",
+            "kind: Component\nspec: 5",
+            "\u{0}\u{1}",
+        ] {
             let err = parse("c.yaml", text, &[]).unwrap_err().to_string();
             assert!(!err.contains('\n'), "{err}");
         }

@@ -40,7 +40,12 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { jetstream: true, port: None, config_file: None, args: Vec::new() }
+        Self {
+            jetstream: true,
+            port: None,
+            config_file: None,
+            args: Vec::new(),
+        }
     }
 }
 
@@ -70,12 +75,19 @@ impl ServerOptions {
 
     /// Starts the server and waits until it accepts clients.
     pub fn start(self) -> Result<NatsServer, ServerError> {
-        let dir = tempfile::Builder::new().prefix("jetstream-pubsub-nats-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("jetstream-pubsub-nats-")
+            .tempdir()?;
         let port = match self.port {
             Some(port) => port,
             None => free_port()?,
         };
-        let mut server = NatsServer { options: self, port, dir, child: None };
+        let mut server = NatsServer {
+            options: self,
+            port,
+            dir,
+            child: None,
+        };
         server.spawn()?;
         Ok(server)
     }
@@ -97,7 +109,9 @@ pub fn free_port() -> std::io::Result<u16> {
 /// True when something accepts TCP connections at `host:port`.
 pub fn is_listening(address: &str) -> bool {
     use std::net::ToSocketAddrs as _;
-    let Ok(mut addresses) = address.to_socket_addrs() else { return false };
+    let Ok(mut addresses) = address.to_socket_addrs() else {
+        return false;
+    };
     addresses.any(|addr| TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok())
 }
 
@@ -136,13 +150,22 @@ impl NatsServer {
         if let Some(config) = &self.options.config_file {
             command.arg("-c").arg(config);
         }
-        command.args(&self.options.args).arg("-l").arg(self.log_file());
+        command
+            .args(&self.options.args)
+            .arg("-l")
+            .arg(self.log_file());
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|err| if err.kind() == std::io::ErrorKind::NotFound { ServerError::NotInstalled(err) } else { ServerError::Io(err) })?;
+            .map_err(|err| {
+                if err.kind() == std::io::ErrorKind::NotFound {
+                    ServerError::NotInstalled(err)
+                } else {
+                    ServerError::Io(err)
+                }
+            })?;
         self.child = Some(child);
         self.wait_ready()
     }
@@ -151,20 +174,32 @@ impl NatsServer {
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
-            if log.contains("Server is ready") && is_listening(&format!("127.0.0.1:{}", self.port)) {
+            if log.contains("Server is ready") && is_listening(&format!("127.0.0.1:{}", self.port))
+            {
                 return Ok(());
             }
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(_exited)) = child.try_wait() {
-                    break;
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(_exited)) = child.try_wait()
+            {
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
-        let log_tail = log.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+        let log_tail = log
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join(" | ");
         self.kill();
-        Err(ServerError::NotReady { port: self.port, log_tail })
+        Err(ServerError::NotReady {
+            port: self.port,
+            log_tail,
+        })
     }
 
     /// Kills the server with SIGKILL (a crash: nothing is flushed) and waits for it.
@@ -178,7 +213,9 @@ impl NatsServer {
     /// Stops the server gracefully (SIGTERM) and waits for it.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {

@@ -65,16 +65,26 @@ pub enum ProvisionError {
 }
 
 /// Creates the stream, or reports the existing one of the same name unchanged.
-pub async fn add_stream(settings: &ConnectionSettings, spec: &StreamSpec) -> Result<StreamSummary, ProvisionError> {
+pub async fn add_stream(
+    settings: &ConnectionSettings,
+    spec: &StreamSpec,
+) -> Result<StreamSummary, ProvisionError> {
     use async_nats::jetstream::stream;
     let servers = settings.servers();
     let pool = crate::transport::ClientPool::default();
     let shared = pool
         .get_or_connect(&settings.0)
         .await
-        .map_err(|err| ProvisionError::Connect { servers: servers.clone(), reason: crate::transport::describe(&err) })?;
-    let jetstream = async_nats::jetstream::with_prefix(shared.client.clone(), &settings.0.api_prefix);
-    let create = |reason: String| ProvisionError::Create { name: spec.name.clone(), reason };
+        .map_err(|err| ProvisionError::Connect {
+            servers: servers.clone(),
+            reason: crate::transport::describe(&err),
+        })?;
+    let jetstream =
+        async_nats::jetstream::with_prefix(shared.client.clone(), &settings.0.api_prefix);
+    let create = |reason: String| ProvisionError::Create {
+        name: spec.name.clone(),
+        reason,
+    };
     let existed = jetstream.get_stream(&spec.name).await.is_ok();
     let config = stream::Config {
         name: spec.name.clone(),
@@ -86,8 +96,14 @@ pub async fn add_stream(settings: &ConnectionSettings, spec: &StreamSpec) -> Res
         num_replicas: spec.replicas,
         ..Default::default()
     };
-    let mut created = jetstream.get_or_create_stream(config).await.map_err(|err| create(crate::transport::chain(&err)))?;
-    let info = created.info().await.map_err(|err| create(crate::transport::chain(&err)))?;
+    let mut created = jetstream
+        .get_or_create_stream(config)
+        .await
+        .map_err(|err| create(crate::transport::chain(&err)))?;
+    let info = created
+        .info()
+        .await
+        .map_err(|err| create(crate::transport::chain(&err)))?;
     let summary = StreamSummary {
         name: info.config.name.clone(),
         subjects: info.config.subjects.clone(),
@@ -104,17 +120,27 @@ pub async fn add_stream(settings: &ConnectionSettings, spec: &StreamSpec) -> Res
 }
 
 /// Deletes a stream and its messages (the demo cleans up after itself).
-pub async fn delete_stream(settings: &ConnectionSettings, name: &str) -> Result<(), ProvisionError> {
+pub async fn delete_stream(
+    settings: &ConnectionSettings,
+    name: &str,
+) -> Result<(), ProvisionError> {
     let servers = settings.servers();
     let pool = crate::transport::ClientPool::default();
     let shared = pool
         .get_or_connect(&settings.0)
         .await
-        .map_err(|err| ProvisionError::Connect { servers, reason: crate::transport::describe(&err) })?;
-    let jetstream = async_nats::jetstream::with_prefix(shared.client.clone(), &settings.0.api_prefix);
+        .map_err(|err| ProvisionError::Connect {
+            servers,
+            reason: crate::transport::describe(&err),
+        })?;
+    let jetstream =
+        async_nats::jetstream::with_prefix(shared.client.clone(), &settings.0.api_prefix);
     jetstream
         .delete_stream(name)
         .await
-        .map_err(|err| ProvisionError::Create { name: name.to_string(), reason: crate::transport::chain(&err) })?;
+        .map_err(|err| ProvisionError::Create {
+            name: name.to_string(),
+            reason: crate::transport::chain(&err),
+        })?;
     Ok(())
 }

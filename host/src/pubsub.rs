@@ -45,7 +45,11 @@ pub struct PublishAck {
 
 impl From<types::PublishAck> for PublishAck {
     fn from(ack: types::PublishAck) -> Self {
-        Self { stream: ack.stream, sequence: ack.sequence, duplicate: ack.duplicate }
+        Self {
+            stream: ack.stream,
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        }
     }
 }
 
@@ -93,7 +97,10 @@ impl std::fmt::Debug for ConnectionSettings {
     // Credentials are never printed.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectionSettings")
-            .field("servers", &crate::transport::redacted_servers(&self.0.servers))
+            .field(
+                "servers",
+                &crate::transport::redacted_servers(&self.0.servers),
+            )
             .field("name", &self.0.name)
             .field("api_prefix", &self.0.api_prefix)
             .finish_non_exhaustive()
@@ -104,10 +111,19 @@ impl ConnectionSettings {
     /// Plain settings for a server URL list, no credentials.
     pub fn from_url(url: &str) -> Self {
         Self(transport::ConnectOptions {
-            servers: url.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            servers: url
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
             name: "jetstream-pubsub".into(),
             auth: transport::Auth::None,
-            tls: transport::TlsOptions { required: false, client_cert: None, client_key: None, ca: None },
+            tls: transport::TlsOptions {
+                required: false,
+                client_cert: None,
+                client_key: None,
+                ca: None,
+            },
             api_prefix: "$JS.API".into(),
             request_timeout_ms: 5_000,
         })
@@ -137,7 +153,9 @@ impl From<transport::ConsumerInfo> for ConsumerSummary {
             transport::DeliverPolicy::All => serde_json::json!({"deliver_policy": "all"}),
             transport::DeliverPolicy::Last => serde_json::json!({"deliver_policy": "last"}),
             transport::DeliverPolicy::New => serde_json::json!({"deliver_policy": "new"}),
-            transport::DeliverPolicy::LastPerSubject => serde_json::json!({"deliver_policy": "last_per_subject"}),
+            transport::DeliverPolicy::LastPerSubject => {
+                serde_json::json!({"deliver_policy": "last_per_subject"})
+            }
             transport::DeliverPolicy::ByStartSequence(seq) => {
                 serde_json::json!({"deliver_policy": "by_start_sequence", "opt_start_seq": seq})
             }
@@ -161,10 +179,16 @@ impl From<transport::ConsumerInfo> for ConsumerSummary {
             "num_replicas": c.num_replicas,
             "mem_storage": c.memory_storage,
         });
-        if let (Some(config), serde_json::Value::Object(policy)) = (config.as_object_mut(), deliver_policy) {
+        if let (Some(config), serde_json::Value::Object(policy)) =
+            (config.as_object_mut(), deliver_policy)
+        {
             config.extend(policy);
         }
-        Self { stream: info.stream_name, name: info.name, config }
+        Self {
+            stream: info.stream_name,
+            name: info.name,
+            config,
+        }
     }
 }
 
@@ -174,15 +198,30 @@ impl Runtime {
     pub async fn pubsub(&self, metadata: Metadata) -> Result<PubSub, Error> {
         let (_never, stop) = watch::channel(false);
         let mut instance = self.instantiate(no_subscriber(), stop).await?;
-        instance.bindings.dapr_jetstream_pubsub().call_init(&mut instance.store, &metadata).await??;
-        Ok(PubSub { runtime: self.clone(), metadata, publisher: Mutex::new(instance) })
+        instance
+            .bindings
+            .dapr_jetstream_pubsub()
+            .call_init(&mut instance.store, &metadata)
+            .await??;
+        Ok(PubSub {
+            runtime: self.clone(),
+            metadata,
+            publisher: Mutex::new(instance),
+        })
     }
 
     /// The connection settings `metadata` describes, without connecting.
-    pub async fn connection_settings(&self, metadata: &Metadata) -> Result<ConnectionSettings, Error> {
+    pub async fn connection_settings(
+        &self,
+        metadata: &Metadata,
+    ) -> Result<ConnectionSettings, Error> {
         let (_never, stop) = watch::channel(false);
         let mut instance = self.instantiate(no_subscriber(), stop).await?;
-        let options = instance.bindings.dapr_jetstream_pubsub().call_connection_options(&mut instance.store, metadata).await??;
+        let options = instance
+            .bindings
+            .dapr_jetstream_pubsub()
+            .call_connection_options(&mut instance.store, metadata)
+            .await??;
         Ok(ConnectionSettings(options))
     }
 }
@@ -199,40 +238,80 @@ impl PubSub {
     pub async fn features(&self) -> Result<Vec<String>, Error> {
         let mut guard = self.publisher.lock().await;
         let instance = &mut *guard;
-        Ok(instance.bindings.dapr_jetstream_pubsub().call_features(&mut instance.store).await?)
+        Ok(instance
+            .bindings
+            .dapr_jetstream_pubsub()
+            .call_features(&mut instance.store)
+            .await?)
     }
 
     /// Publishes `data` on `topic` and waits for the stream's acknowledgement.
     pub async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<PublishAck, Error> {
-        self.publish_request(PublishRequest { topic: topic.to_string(), data, ..Default::default() }).await
+        self.publish_request(PublishRequest {
+            topic: topic.to_string(),
+            data,
+            ..Default::default()
+        })
+        .await
     }
 
     /// Publishes a full request (content type, metadata).
     pub async fn publish_request(&self, request: PublishRequest) -> Result<PublishAck, Error> {
-        let PublishRequest { topic, data, content_type, metadata } = request;
-        let request = types::PublishRequest { topic, data, content_type, metadata };
+        let PublishRequest {
+            topic,
+            data,
+            content_type,
+            metadata,
+        } = request;
+        let request = types::PublishRequest {
+            topic,
+            data,
+            content_type,
+            metadata,
+        };
         let mut guard = self.publisher.lock().await;
         let instance = &mut *guard;
-        let ack = instance.bindings.dapr_jetstream_pubsub().call_publish(&mut instance.store, &request).await??;
+        let ack = instance
+            .bindings
+            .dapr_jetstream_pubsub()
+            .call_publish(&mut instance.store, &request)
+            .await??;
         Ok(ack.into())
     }
 
     /// Publishes many entries to `topic`, pipelined; one result per entry, in order.
-    pub async fn bulk_publish(&self, topic: &str, entries: Vec<BulkEntry>, metadata: Metadata) -> Result<Vec<BulkEntryResult>, Error> {
+    pub async fn bulk_publish(
+        &self,
+        topic: &str,
+        entries: Vec<BulkEntry>,
+        metadata: Metadata,
+    ) -> Result<Vec<BulkEntryResult>, Error> {
         let request = types::BulkPublishRequest {
             topic: topic.to_string(),
             entries: entries
                 .into_iter()
-                .map(|e| types::BulkEntry { entry_id: e.entry_id, data: e.data, content_type: e.content_type, metadata: e.metadata })
+                .map(|e| types::BulkEntry {
+                    entry_id: e.entry_id,
+                    data: e.data,
+                    content_type: e.content_type,
+                    metadata: e.metadata,
+                })
                 .collect(),
             metadata,
         };
         let mut guard = self.publisher.lock().await;
         let instance = &mut *guard;
-        let results = instance.bindings.dapr_jetstream_pubsub().call_bulk_publish(&mut instance.store, &request).await??;
+        let results = instance
+            .bindings
+            .dapr_jetstream_pubsub()
+            .call_bulk_publish(&mut instance.store, &request)
+            .await??;
         Ok(results
             .into_iter()
-            .map(|r| BulkEntryResult { entry_id: r.entry_id, outcome: r.outcome.map(PublishAck::from).map_err(Error::from) })
+            .map(|r| BulkEntryResult {
+                entry_id: r.entry_id,
+                outcome: r.outcome.map(PublishAck::from).map_err(Error::from),
+            })
             .collect())
     }
 
@@ -240,28 +319,49 @@ impl PubSub {
     pub async fn connection_settings(&self) -> Result<ConnectionSettings, Error> {
         let mut guard = self.publisher.lock().await;
         let instance = &mut *guard;
-        let options = instance.bindings.dapr_jetstream_pubsub().call_connection_options(&mut instance.store, &self.metadata).await??;
+        let options = instance
+            .bindings
+            .dapr_jetstream_pubsub()
+            .call_connection_options(&mut instance.store, &self.metadata)
+            .await??;
         Ok(ConnectionSettings(options))
     }
 
     /// Subscribes to `topic` (wildcards allowed) and delivers every message to `handler`,
     /// on its own long-lived instance, until [`Subscription::stop`].
-    pub async fn subscribe(&self, topic: &str, handler: impl Handler) -> Result<Subscription, Error> {
-        self.subscribe_with(topic, Metadata::new(), Arc::new(handler)).await
+    pub async fn subscribe(
+        &self,
+        topic: &str,
+        handler: impl Handler,
+    ) -> Result<Subscription, Error> {
+        self.subscribe_with(topic, Metadata::new(), Arc::new(handler))
+            .await
     }
 
     /// Subscribes with per-subscription metadata.
-    pub async fn subscribe_with(&self, topic: &str, metadata: Metadata, handler: Arc<dyn Handler>) -> Result<Subscription, Error> {
+    pub async fn subscribe_with(
+        &self,
+        topic: &str,
+        metadata: Metadata,
+        handler: Arc<dyn Handler>,
+    ) -> Result<Subscription, Error> {
         let (stop_sender, stop) = watch::channel(false);
         let mut instance = self.runtime.instantiate(handler, stop).await?;
         let api = instance.bindings.dapr_jetstream_pubsub();
         api.call_init(&mut instance.store, &self.metadata).await??;
-        let request = types::SubscribeRequest { topic: topic.to_string(), metadata };
+        let request = types::SubscribeRequest {
+            topic: topic.to_string(),
+            metadata,
+        };
         let id = api.call_subscribe(&mut instance.store, &request).await??;
         let consumer = api.call_consumer(&mut instance.store, id).await??;
         let stopping = stop_sender.subscribe();
         let task = tokio::spawn(pump(instance, id, topic.to_string(), stopping));
-        Ok(Subscription { stop: stop_sender, task, consumer: consumer.into() })
+        Ok(Subscription {
+            stop: stop_sender,
+            task,
+            consumer: consumer.into(),
+        })
     }
 
     /// Closes the component (Dapr's `Close`): publishing afterwards is a terminal error.
@@ -269,7 +369,11 @@ impl PubSub {
     pub async fn close(&self) -> Result<(), Error> {
         let mut guard = self.publisher.lock().await;
         let instance = &mut *guard;
-        instance.bindings.dapr_jetstream_pubsub().call_close(&mut instance.store).await??;
+        instance
+            .bindings
+            .dapr_jetstream_pubsub()
+            .call_close(&mut instance.store)
+            .await??;
         Ok(())
     }
 }
@@ -277,12 +381,20 @@ impl PubSub {
 /// Moves messages until stopped. A pump call is never abandoned half-way: the stop
 /// signal makes the pending `next-batch` return, the messages already taken are
 /// delivered and answered, then the loop ends and the subscription is closed.
-async fn pump(mut instance: Instance, id: u64, topic: String, stop: watch::Receiver<bool>) -> Result<(), Error> {
+async fn pump(
+    mut instance: Instance,
+    id: u64,
+    topic: String,
+    stop: watch::Receiver<bool>,
+) -> Result<(), Error> {
     const MAX_MESSAGES: u32 = 256;
     const WAIT_MS: u32 = 1_000;
     let api = instance.bindings.dapr_jetstream_pubsub();
     while !*stop.borrow() {
-        match api.call_pump(&mut instance.store, id, MAX_MESSAGES, WAIT_MS).await? {
+        match api
+            .call_pump(&mut instance.store, id, MAX_MESSAGES, WAIT_MS)
+            .await?
+        {
             Ok(_delivered) => {}
             Err(err) => {
                 let err = Error::from(err);

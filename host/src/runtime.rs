@@ -69,11 +69,22 @@ impl RuntimeBuilder {
         }
         .map_err(|err| Error::Load(format!("{err:#}")))?;
         let mut linker: Linker<InstanceState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|err| Error::Load(format!("{err:#}")))?;
-        JetstreamPubsub::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(|err| Error::Load(format!("{err:#}")))?;
-        let pre = linker.instantiate_pre(&component).map_err(|err| Error::Load(format!("{err:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|err| Error::Load(format!("{err:#}")))?;
+        JetstreamPubsub::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|err| Error::Load(format!("{err:#}")))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|err| Error::Load(format!("{err:#}")))?;
         let pre = JetstreamPubsubPre::new(pre).map_err(|err| Error::Load(format!("{err:#}")))?;
-        Ok(Runtime { engine, pre, shared: Arc::new(Shared { pool: ClientPool::default(), limits: self.limits }) })
+        Ok(Runtime {
+            engine,
+            pre,
+            shared: Arc::new(Shared {
+                pool: ClientPool::default(),
+                limits: self.limits,
+            }),
+        })
     }
 }
 
@@ -86,7 +97,10 @@ pub(crate) struct Instance {
 impl Runtime {
     /// A builder for the embedded component with default limits.
     pub fn builder() -> RuntimeBuilder {
-        RuntimeBuilder { component: ComponentSource::Embedded, limits: SandboxLimits::default() }
+        RuntimeBuilder {
+            component: ComponentSource::Embedded,
+            limits: SandboxLimits::default(),
+        }
     }
 
     /// The embedded component with default limits.
@@ -95,10 +109,21 @@ impl Runtime {
     }
 
     /// A fresh instance delivering to `handler`; `stop` ends its pumps early.
-    pub(crate) async fn instantiate(&self, handler: Arc<dyn Handler>, stop: watch::Receiver<bool>) -> Result<Instance, Error> {
-        let mut store = Store::new(&self.engine, InstanceState::new(self.shared.clone(), handler, stop));
+    pub(crate) async fn instantiate(
+        &self,
+        handler: Arc<dyn Handler>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Instance, Error> {
+        let mut store = Store::new(
+            &self.engine,
+            InstanceState::new(self.shared.clone(), handler, stop),
+        );
         store.limiter(|state| &mut state.store_limits);
-        let bindings = self.pre.instantiate_async(&mut store).await.map_err(|err| Error::Load(format!("{err:#}")))?;
+        let bindings = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|err| Error::Load(format!("{err:#}")))?;
         Ok(Instance { store, bindings })
     }
 

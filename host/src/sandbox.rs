@@ -15,7 +15,10 @@ pub struct SandboxLimits {
 
 impl Default for SandboxLimits {
     fn default() -> Self {
-        Self { memory_bytes: 64 << 20, max_batch: 1024 }
+        Self {
+            memory_bytes: 64 << 20,
+            max_batch: 1024,
+        }
     }
 }
 
@@ -51,25 +54,36 @@ impl SandboxLimits {
     /// A deliver subject the host will listen on or configure for a consumer.
     pub(crate) fn check_deliver_subject(&self, subject: &str) -> Result<(), TransportError> {
         if subject.is_empty() || subject.contains(['*', '>', ' ', '\t', '\r', '\n']) {
-            return Err(TransportError::Refused(format!("deliver subject {subject:?} must be a literal subject")));
+            return Err(TransportError::Refused(format!(
+                "deliver subject {subject:?} must be a literal subject"
+            )));
         }
         if is_reserved(subject) {
-            return Err(TransportError::Refused(format!("deliver subject {subject:?} is reserved to the server")));
+            return Err(TransportError::Refused(format!(
+                "deliver subject {subject:?} is reserved to the server"
+            )));
         }
         Ok(())
     }
 }
 
 fn is_reserved(subject: &str) -> bool {
-    subject.starts_with("$JS.") || subject.starts_with("$SYS.") || subject.starts_with("$KV.") || subject.starts_with("$O.")
+    subject.starts_with("$JS.")
+        || subject.starts_with("$SYS.")
+        || subject.starts_with("$KV.")
+        || subject.starts_with("$O.")
 }
 
 fn check_application_subject(subject: &str) -> Result<(), TransportError> {
     if subject.is_empty() || subject.contains(['*', '>', ' ', '\t', '\r', '\n']) {
-        return Err(TransportError::Invalid(format!("cannot publish to {subject:?}: not a literal subject")));
+        return Err(TransportError::Invalid(format!(
+            "cannot publish to {subject:?}: not a literal subject"
+        )));
     }
     if is_reserved(subject) || subject.starts_with("_INBOX.") {
-        return Err(TransportError::Refused(format!("publishing to {subject:?} is not allowed to the component")));
+        return Err(TransportError::Refused(format!(
+            "publishing to {subject:?} is not allowed to the component"
+        )));
     }
     Ok(())
 }
@@ -79,17 +93,34 @@ mod tests {
     use super::*;
 
     fn message(subject: &str) -> OutboundMessage {
-        OutboundMessage { subject: subject.into(), headers: Vec::new(), payload: Vec::new() }
+        OutboundMessage {
+            subject: subject.into(),
+            headers: Vec::new(),
+            payload: Vec::new(),
+        }
     }
 
     #[test]
     fn api_and_system_subjects_are_refused() {
         let limits = SandboxLimits::default();
-        for subject in ["$JS.API.STREAM.DELETE.x", "$SYS.REQ.SERVER.PING", "_INBOX.abc", "orders.*", "a >"] {
-            assert!(limits.check_publish(&message(subject)).is_err(), "{subject} must be refused");
+        for subject in [
+            "$JS.API.STREAM.DELETE.x",
+            "$SYS.REQ.SERVER.PING",
+            "_INBOX.abc",
+            "orders.*",
+            "a >",
+        ] {
+            assert!(
+                limits.check_publish(&message(subject)).is_err(),
+                "{subject} must be refused"
+            );
         }
         assert!(limits.check_publish(&message("orders.created")).is_ok());
-        assert!(limits.check_deliver_subject("$JS.API.CONSUMER.CREATE.x").is_err());
+        assert!(
+            limits
+                .check_deliver_subject("$JS.API.CONSUMER.CREATE.x")
+                .is_err()
+        );
         assert!(limits.check_deliver_subject("_INBOX.x1").is_ok());
     }
 }

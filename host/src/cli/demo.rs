@@ -45,13 +45,24 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
     }
     .map_err(|err| Failure::Usage(err.to_string()))?;
 
-    let run_id = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
     let stream = format!("DEMO_{run_id}");
     let topic = format!("demo.{run_id}.orders");
     let settings = ConnectionSettings::from_url(&url);
-    let spec = StreamSpec { name: stream.clone(), subjects: vec![topic.clone()], storage: Storage::File, replicas: 1 };
+    let spec = StreamSpec {
+        name: stream.clone(),
+        subjects: vec![topic.clone()],
+        storage: Storage::File,
+        replicas: 1,
+    };
     provision::add_stream(&settings, &spec).await?;
-    println!("stream    {stream} (subject {topic}) on {}", settings.servers());
+    println!(
+        "stream    {stream} (subject {topic}) on {}",
+        settings.servers()
+    );
 
     let result = round_trip(&runtime, &url, &topic, args.messages).await;
     let _ = provision::delete_stream(&settings, &stream).await;
@@ -61,24 +72,48 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
 
 /// Uses the server at `url`, or starts a temporary one when nothing answers there.
 fn server(url: &str) -> Result<(String, Option<NatsServer>), Failure> {
-    let address = url.split("://").nth(1).unwrap_or(url).rsplit('@').next().unwrap_or(url);
-    let address = if address.contains(':') { address.to_string() } else { format!("{address}:4222") };
+    let address = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .rsplit('@')
+        .next()
+        .unwrap_or(url);
+    let address = if address.contains(':') {
+        address.to_string()
+    } else {
+        format!("{address}:4222")
+    };
     if is_listening(&address) {
         println!("server    {url} (already running)");
         return Ok((url.to_string(), None));
     }
-    let server = ServerOptions::jetstream().start().map_err(|err| Failure::Failed(err.to_string()))?;
-    println!("server    nothing answered at {url}; started nats-server -js at {} (stopped at the end)", server.url());
+    let server = ServerOptions::jetstream()
+        .start()
+        .map_err(|err| Failure::Failed(err.to_string()))?;
+    println!(
+        "server    nothing answered at {url}; started nats-server -js at {} (stopped at the end)",
+        server.url()
+    );
     Ok((server.url(), Some(server)))
 }
 
-async fn round_trip(runtime: &Runtime, url: &str, topic: &str, count: usize) -> Result<(), Failure> {
-    let pubsub = runtime.pubsub(vec![("natsURL".into(), url.to_string())]).await?;
+async fn round_trip(
+    runtime: &Runtime,
+    url: &str,
+    topic: &str,
+    count: usize,
+) -> Result<(), Failure> {
+    let pubsub = runtime
+        .pubsub(vec![("natsURL".into(), url.to_string())])
+        .await?;
     let received = Arc::new(Mutex::new(Received::default()));
     let handler = {
         let received = received.clone();
         move |message: Message| {
-            let mut seen = received.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut seen = received
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             let now = Instant::now();
             seen.first.get_or_insert(now);
             seen.last = Some(now);
@@ -105,7 +140,9 @@ async fn round_trip(runtime: &Runtime, url: &str, topic: &str, count: usize) -> 
             })
             .collect();
         for result in pubsub.bulk_publish(topic, entries, Vec::new()).await? {
-            let ack = result.outcome.map_err(|err| Failure::Failed(format!("publishing entry {}: {err}", result.entry_id)))?;
+            let ack = result.outcome.map_err(|err| {
+                Failure::Failed(format!("publishing entry {}: {err}", result.entry_id))
+            })?;
             published += 1;
             duplicates_acked += usize::from(ack.duplicate);
         }
@@ -124,22 +161,32 @@ async fn round_trip(runtime: &Runtime, url: &str, topic: &str, count: usize) -> 
     subscription.stop().await?;
     pubsub.close().await?;
 
-    let seen = received.lock().map_err(|_| Failure::Failed("the demo handler panicked".into()))?;
+    let seen = received
+        .lock()
+        .map_err(|_| Failure::Failed("the demo handler panicked".into()))?;
     let delivered = seen.ids.len();
     let duplicates = seen.deliveries - delivered;
     let consume_time = match (seen.first, seen.last) {
         (Some(first), Some(last)) if last > first => last - first,
         _ => Duration::from_millis(1),
     };
-    println!("published {published} ({:.0} msg/s, {duplicates_acked} acknowledged as duplicates)", rate(published, publish_time));
-    println!("delivered {delivered} ({:.0} msg/s)", rate(delivered, consume_time));
+    println!(
+        "published {published} ({:.0} msg/s, {duplicates_acked} acknowledged as duplicates)",
+        rate(published, publish_time)
+    );
+    println!(
+        "delivered {delivered} ({:.0} msg/s)",
+        rate(delivered, consume_time)
+    );
     println!("duplicates {duplicates}");
     println!("consumer  {consumer}");
     if delivered == published && duplicates == 0 && published == count {
         println!("ok: delivered == published, no duplicates");
         Ok(())
     } else {
-        Err(Failure::Failed(format!("delivered {delivered} of {published} published with {duplicates} duplicates")))
+        Err(Failure::Failed(format!(
+            "delivered {delivered} of {published} published with {duplicates} duplicates"
+        )))
     }
 }
 

@@ -74,8 +74,11 @@ impl ComponentArgs {
     /// The metadata: the manifest's entries with the overrides applied.
     pub(crate) fn metadata(&self) -> Result<Metadata, Failure> {
         match &self.component {
-            Some(path) => jetstream_pubsub_host::manifest::read_file(path, &self.metadata).map_err(|err| Failure::Usage(err.to_string())),
-            None if self.metadata.is_empty() => Err(Failure::Usage("give --component FILE or --metadata natsURL=...".into())),
+            Some(path) => jetstream_pubsub_host::manifest::read_file(path, &self.metadata)
+                .map_err(|err| Failure::Usage(err.to_string())),
+            None if self.metadata.is_empty() => Err(Failure::Usage(
+                "give --component FILE or --metadata natsURL=...".into(),
+            )),
             None => Ok(self.metadata.clone()),
         }
     }
@@ -86,7 +89,9 @@ impl ComponentArgs {
             Some(path) => builder.component_file(path),
             None => builder,
         };
-        builder.build().map_err(|err| Failure::Usage(err.to_string()))
+        builder
+            .build()
+            .map_err(|err| Failure::Usage(err.to_string()))
     }
 
     /// A runtime and an initialised component. Metadata the component rejects is a usage
@@ -105,10 +110,16 @@ impl ComponentArgs {
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("JETSTREAM_PUBSUB_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("JETSTREAM_PUBSUB_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");

@@ -60,7 +60,8 @@ async fn publish_lines(pubsub: &PubSub, args: &PublishArgs) -> Result<(), Failur
     loop {
         let mut batch = Vec::with_capacity(LINES_PER_BATCH);
         for line in lines.by_ref().take(LINES_PER_BATCH) {
-            let line = line.map_err(|err| Failure::Failed(format!("reading standard input: {err}")))?;
+            let line =
+                line.map_err(|err| Failure::Failed(format!("reading standard input: {err}")))?;
             line_number += 1;
             batch.push(BulkEntry {
                 entry_id: line_number.to_string(),
@@ -85,7 +86,9 @@ async fn publish_lines(pubsub: &PubSub, args: &PublishArgs) -> Result<(), Failur
         }
     }
     if failed > 0 {
-        return Err(Failure::Failed(format!("{failed} of {line_number} lines were not published")));
+        return Err(Failure::Failed(format!(
+            "{failed} of {line_number} lines were not published"
+        )));
     }
     Ok(())
 }

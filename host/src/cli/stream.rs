@@ -43,10 +43,19 @@ async fn add(args: AddArgs) -> Result<(), Failure> {
         Some(url) => ConnectionSettings::from_url(url),
         None => {
             let metadata = args.component.metadata()?;
-            args.component.runtime()?.connection_settings(&metadata).await.map_err(|err| Failure::Usage(err.to_string()))?
+            args.component
+                .runtime()?
+                .connection_settings(&metadata)
+                .await
+                .map_err(|err| Failure::Usage(err.to_string()))?
         }
     };
-    let spec = StreamSpec { name: args.name, subjects: args.subjects, storage: args.storage, replicas: args.replicas };
+    let spec = StreamSpec {
+        name: args.name,
+        subjects: args.subjects,
+        storage: args.storage,
+        replicas: args.replicas,
+    };
     let summary = provision::add_stream(&settings, &spec).await?;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())

@@ -47,9 +47,15 @@ fn print(message: &Message) -> std::io::Result<()> {
         topic: &message.topic,
         subject: message.subject(),
         data: text,
-        data_base64: text.is_none().then(|| base64::engine::general_purpose::STANDARD.encode(&message.data)),
+        data_base64: text
+            .is_none()
+            .then(|| base64::engine::general_purpose::STANDARD.encode(&message.data)),
         content_type: message.content_type.as_deref(),
-        metadata: message.metadata.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect(),
+        metadata: message
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect(),
     };
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer(&mut stdout, &line)?;
@@ -86,7 +92,11 @@ impl Printer {
 
 pub(crate) async fn run(args: SubscribeArgs) -> Result<(), Failure> {
     let (runtime, pubsub) = args.component.pubsub().await?;
-    let printer = Arc::new(Printer { printed: AtomicU64::new(0), limit: args.count, done: Notify::new() });
+    let printer = Arc::new(Printer {
+        printed: AtomicU64::new(0),
+        limit: args.count,
+        done: Notify::new(),
+    });
     let handler = {
         let printer = printer.clone();
         move |message: Message| {

@@ -10,7 +10,9 @@ use super::connect::{SharedClient, redacted_servers};
 use super::convert;
 use super::error::{api_error, from_consumer_error, from_publish_error};
 use super::{SubscriptionHandle, TransportError};
-use crate::bindings::transport::{self, ConnectOptions, ConsumerConfig, ConsumerInfo, OutboundMessage, PubAck};
+use crate::bindings::transport::{
+    self, ConnectOptions, ConsumerConfig, ConsumerInfo, OutboundMessage, PubAck,
+};
 use crate::instance::InstanceState;
 
 /// Host state behind a `connection` resource.
@@ -26,7 +28,10 @@ impl ConnectionHandle {
 }
 
 impl transport::HostConnection for InstanceState {
-    async fn connect(&mut self, options: ConnectOptions) -> wasmtime::Result<Result<Resource<ConnectionHandle>, TransportError>> {
+    async fn connect(
+        &mut self,
+        options: ConnectOptions,
+    ) -> wasmtime::Result<Result<Resource<ConnectionHandle>, TransportError>> {
         if let Err(refusal) = self.sandbox().check_servers(&options.servers) {
             return Ok(Err(refusal));
         }
@@ -36,11 +41,19 @@ impl transport::HostConnection for InstanceState {
         };
         tracing::debug!(servers = %redacted_servers(&options.servers), "connected");
         let mut jetstream = jetstream::with_prefix(shared.client.clone(), &options.api_prefix);
-        jetstream.set_timeout(Duration::from_millis(u64::from(options.request_timeout_ms.max(1))));
-        Ok(Ok(self.table.push(ConnectionHandle { shared, jetstream })?))
+        jetstream.set_timeout(Duration::from_millis(u64::from(
+            options.request_timeout_ms.max(1),
+        )));
+        Ok(Ok(self
+            .table
+            .push(ConnectionHandle { shared, jetstream })?))
     }
 
-    async fn publish(&mut self, this: Resource<ConnectionHandle>, message: OutboundMessage) -> wasmtime::Result<Result<PubAck, TransportError>> {
+    async fn publish(
+        &mut self,
+        this: Resource<ConnectionHandle>,
+        message: OutboundMessage,
+    ) -> wasmtime::Result<Result<PubAck, TransportError>> {
         let connection = self.table.get(&this)?;
         let publish = match self.sandbox().check_publish(&message) {
             Ok(()) => convert::publish_message(message),
@@ -50,11 +63,17 @@ impl transport::HostConnection for InstanceState {
             Ok(ready) => ready,
             Err(err) => return Ok(Err(err)),
         };
-        let ack = match connection.jetstream.send_publish(subject.clone(), publish).await {
+        let ack = match connection
+            .jetstream
+            .send_publish(subject.clone(), publish)
+            .await
+        {
             Ok(future) => future.await,
             Err(err) => Err(err),
         };
-        Ok(ack.map(convert::pub_ack).map_err(|err| from_publish_error(&subject, err)))
+        Ok(ack
+            .map(convert::pub_ack)
+            .map_err(|err| from_publish_error(&subject, err)))
     }
 
     async fn publish_batch(
@@ -80,7 +99,11 @@ impl transport::HostConnection for InstanceState {
                 continue;
             }
             match convert::publish_message(message) {
-                Ok((subject, publish)) => match connection.jetstream.send_publish(subject.clone(), publish).await {
+                Ok((subject, publish)) => match connection
+                    .jetstream
+                    .send_publish(subject.clone(), publish)
+                    .await
+                {
                     Ok(future) => pending.push(Ok((subject, future))),
                     Err(err) => pending.push(Err(from_publish_error(&subject, err))),
                 },
@@ -89,7 +112,10 @@ impl transport::HostConnection for InstanceState {
         }
         let acks = futures::future::join_all(pending.into_iter().map(|entry| async move {
             match entry {
-                Ok((subject, future)) => future.await.map(convert::pub_ack).map_err(|err| from_publish_error(&subject, err)),
+                Ok((subject, future)) => future
+                    .await
+                    .map(convert::pub_ack)
+                    .map_err(|err| from_publish_error(&subject, err)),
                 Err(err) => Err(err),
             }
         }))
@@ -97,18 +123,30 @@ impl transport::HostConnection for InstanceState {
         Ok(acks)
     }
 
-    async fn stream_by_subject(&mut self, this: Resource<ConnectionHandle>, subject: String) -> wasmtime::Result<Result<Option<String>, TransportError>> {
+    async fn stream_by_subject(
+        &mut self,
+        this: Resource<ConnectionHandle>,
+        subject: String,
+    ) -> wasmtime::Result<Result<Option<String>, TransportError>> {
         use async_nats::jetstream::context::GetStreamByNameErrorKind as Kind;
         let connection = self.table.get(&this)?;
-        Ok(match connection.jetstream.stream_by_subject(subject.clone()).await {
-            Ok(name) => Ok(Some(name)),
-            Err(err) => match err.kind() {
-                Kind::NotFound => Ok(None),
-                Kind::InvalidSubject => Err(TransportError::Invalid(format!("invalid subject {subject:?}"))),
-                Kind::JetStream(api) => Err(api_error(&api)),
-                Kind::Request => Err(super::error::request_error("stream lookup", &err)),
+        Ok(
+            match connection
+                .jetstream
+                .stream_by_subject(subject.clone())
+                .await
+            {
+                Ok(name) => Ok(Some(name)),
+                Err(err) => match err.kind() {
+                    Kind::NotFound => Ok(None),
+                    Kind::InvalidSubject => Err(TransportError::Invalid(format!(
+                        "invalid subject {subject:?}"
+                    ))),
+                    Kind::JetStream(api) => Err(api_error(&api)),
+                    Kind::Request => Err(super::error::request_error("stream lookup", &err)),
+                },
             },
-        })
+        )
     }
 
     async fn consumer_info(
@@ -120,7 +158,10 @@ impl transport::HostConnection for InstanceState {
         let connection = self.table.get(&this)?;
         let found = connection
             .jetstream
-            .get_consumer_from_stream::<jetstream::consumer::Config, _, _>(consumer.as_str(), stream.as_str())
+            .get_consumer_from_stream::<jetstream::consumer::Config, _, _>(
+                consumer.as_str(),
+                stream.as_str(),
+            )
             .await;
         Ok(match found {
             Ok(consumer) => Ok(Some(convert::consumer_info(consumer.cached_info()))),
@@ -130,7 +171,10 @@ impl transport::HostConnection for InstanceState {
                 {
                     Ok(None)
                 }
-                _ => Err(from_consumer_error(&format!("consumer info for {consumer} on stream {stream}"), err)),
+                _ => Err(from_consumer_error(
+                    &format!("consumer info for {consumer} on stream {stream}"),
+                    err,
+                )),
             },
         })
     }
@@ -150,10 +194,16 @@ impl transport::HostConnection for InstanceState {
             None => connection.client().new_inbox(),
         };
         let nats_config = convert::consumer_config(config, deliver_subject);
-        let created = connection.jetstream.create_consumer_on_stream(nats_config, stream.as_str()).await;
+        let created = connection
+            .jetstream
+            .create_consumer_on_stream(nats_config, stream.as_str())
+            .await;
         Ok(match created {
             Ok(consumer) => Ok(convert::consumer_info(consumer.cached_info())),
-            Err(err) => Err(from_consumer_error(&format!("creating a consumer on stream {stream}"), err)),
+            Err(err) => Err(from_consumer_error(
+                &format!("creating a consumer on stream {stream}"),
+                err,
+            )),
         })
     }
 
@@ -169,18 +219,34 @@ impl transport::HostConnection for InstanceState {
         let connection = self.table.get(&this)?;
         let client = connection.client().clone();
         let subscriber = match &queue_group {
-            Some(group) => client.queue_subscribe(deliver_subject.clone(), group.clone()).await,
+            Some(group) => {
+                client
+                    .queue_subscribe(deliver_subject.clone(), group.clone())
+                    .await
+            }
             None => client.subscribe(deliver_subject.clone()).await,
         };
         let subscriber = match subscriber {
             Ok(subscriber) => subscriber,
-            Err(err) => return Ok(Err(TransportError::Connection(format!("subscribing to {deliver_subject}: {err}")))),
+            Err(err) => {
+                return Ok(Err(TransportError::Connection(format!(
+                    "subscribing to {deliver_subject}: {err}"
+                ))));
+            }
         };
-        let handle = SubscriptionHandle::new(client, connection.jetstream.clone(), subscriber, self.stop_signal());
+        let handle = SubscriptionHandle::new(
+            client,
+            connection.jetstream.clone(),
+            subscriber,
+            self.stop_signal(),
+        );
         Ok(Ok(self.table.push(handle)?))
     }
 
-    async fn flush(&mut self, this: Resource<ConnectionHandle>) -> wasmtime::Result<Result<(), TransportError>> {
+    async fn flush(
+        &mut self,
+        this: Resource<ConnectionHandle>,
+    ) -> wasmtime::Result<Result<(), TransportError>> {
         let connection = self.table.get(&this)?;
         Ok(connection
             .client()

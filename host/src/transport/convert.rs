@@ -7,12 +7,20 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer};
 
 use super::TransportError;
-use crate::bindings::transport::{AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, Headers, OutboundMessage, PubAck};
+use crate::bindings::transport::{
+    AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, Headers, OutboundMessage, PubAck,
+};
 
 /// A WIT outbound message as an async-nats publish, validated (header names and values
 /// that would break the protocol are refused, not panicked on).
-pub(crate) fn publish_message(message: OutboundMessage) -> Result<(String, jetstream::message::PublishMessage), TransportError> {
-    let OutboundMessage { subject, headers, payload } = message;
+pub(crate) fn publish_message(
+    message: OutboundMessage,
+) -> Result<(String, jetstream::message::PublishMessage), TransportError> {
+    let OutboundMessage {
+        subject,
+        headers,
+        payload,
+    } = message;
     let mut publish = jetstream::message::PublishMessage::build().payload(payload.into());
     if !headers.is_empty() {
         publish = publish.headers(headers_from_wit(&headers)?);
@@ -26,7 +34,9 @@ fn headers_from_wit(headers: &Headers) -> Result<async_nats::HeaderMap, Transpor
         let header = async_nats::header::HeaderName::from_str(name)
             .map_err(|_| TransportError::Invalid(format!("invalid header name {name:?}")))?;
         if value.contains(['\r', '\n']) {
-            return Err(TransportError::Invalid(format!("header {name} has a line break in its value")));
+            return Err(TransportError::Invalid(format!(
+                "header {name} has a line break in its value"
+            )));
         }
         map.append(header, value.as_str());
     }
@@ -35,7 +45,9 @@ fn headers_from_wit(headers: &Headers) -> Result<async_nats::HeaderMap, Transpor
 
 /// NATS headers as WIT pairs; a name with several values gives several pairs.
 pub(crate) fn headers_to_wit(headers: Option<&async_nats::HeaderMap>) -> Headers {
-    let Some(headers) = headers else { return Vec::new() };
+    let Some(headers) = headers else {
+        return Vec::new();
+    };
     let mut pairs = Vec::new();
     for (name, values) in headers.iter() {
         for value in values {
@@ -46,7 +58,11 @@ pub(crate) fn headers_to_wit(headers: Option<&async_nats::HeaderMap>) -> Headers
 }
 
 pub(crate) fn pub_ack(ack: jetstream::publish::PublishAck) -> PubAck {
-    PubAck { stream: ack.stream, sequence: ack.sequence, duplicate: ack.duplicate }
+    PubAck {
+        stream: ack.stream,
+        sequence: ack.sequence,
+        duplicate: ack.duplicate,
+    }
 }
 
 fn nanos(duration: Duration) -> u64 {
@@ -81,7 +97,9 @@ pub(crate) fn consumer_config(config: ConsumerConfig, deliver_subject: String) -
             DeliverPolicy::Last => consumer::DeliverPolicy::Last,
             DeliverPolicy::New => consumer::DeliverPolicy::New,
             DeliverPolicy::LastPerSubject => consumer::DeliverPolicy::LastPerSubject,
-            DeliverPolicy::ByStartSequence(start_sequence) => consumer::DeliverPolicy::ByStartSequence { start_sequence },
+            DeliverPolicy::ByStartSequence(start_sequence) => {
+                consumer::DeliverPolicy::ByStartSequence { start_sequence }
+            }
             DeliverPolicy::ByStartTime(ns) => consumer::DeliverPolicy::ByStartTime {
                 start_time: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
                     .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
@@ -121,10 +139,14 @@ pub(crate) fn consumer_info(info: &consumer::Info) -> ConsumerInfo {
                 consumer::DeliverPolicy::Last => DeliverPolicy::Last,
                 consumer::DeliverPolicy::New => DeliverPolicy::New,
                 consumer::DeliverPolicy::LastPerSubject => DeliverPolicy::LastPerSubject,
-                consumer::DeliverPolicy::ByStartSequence { start_sequence } => DeliverPolicy::ByStartSequence(start_sequence),
-                consumer::DeliverPolicy::ByStartTime { start_time } => {
-                    DeliverPolicy::ByStartTime(start_time.unix_timestamp_nanos().clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+                consumer::DeliverPolicy::ByStartSequence { start_sequence } => {
+                    DeliverPolicy::ByStartSequence(start_sequence)
                 }
+                consumer::DeliverPolicy::ByStartTime { start_time } => DeliverPolicy::ByStartTime(
+                    start_time
+                        .unix_timestamp_nanos()
+                        .clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+                ),
             },
             ack_policy: match config.ack_policy {
                 consumer::AckPolicy::None => AckPolicy::None,

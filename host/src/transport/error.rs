@@ -15,7 +15,10 @@ pub(crate) fn api_error(err: &async_nats::jetstream::Error) -> WitError {
 }
 
 /// Maps an error of a JetStream API request (consumer info/create, stream lookup).
-pub(crate) fn from_consumer_error(what: &str, err: async_nats::jetstream::stream::ConsumerError) -> WitError {
+pub(crate) fn from_consumer_error(
+    what: &str,
+    err: async_nats::jetstream::stream::ConsumerError,
+) -> WitError {
     use async_nats::jetstream::stream::ConsumerErrorKind as Kind;
     match err.kind() {
         Kind::JetStream(api) => api_error(&api),
@@ -30,7 +33,9 @@ pub(crate) fn from_consumer_error(what: &str, err: async_nats::jetstream::stream
 pub(crate) fn request_error(what: &str, err: &dyn std::error::Error) -> WitError {
     let text = error_chain(err);
     if text.contains("no responders") {
-        WitError::NoResponders(format!("{what}: JetStream did not answer (is JetStream enabled?)"))
+        WitError::NoResponders(format!(
+            "{what}: JetStream did not answer (is JetStream enabled?)"
+        ))
     } else if text.contains("timed out") {
         WitError::TimedOut(format!("{what}: {text}"))
     } else {
@@ -39,16 +44,28 @@ pub(crate) fn request_error(what: &str, err: &dyn std::error::Error) -> WitError
 }
 
 /// Maps a publish failure; `subject` is named because it is what the user chose.
-pub(crate) fn from_publish_error(subject: &str, err: async_nats::jetstream::context::PublishError) -> WitError {
+pub(crate) fn from_publish_error(
+    subject: &str,
+    err: async_nats::jetstream::context::PublishError,
+) -> WitError {
     use async_nats::jetstream::context::PublishErrorKind as Kind;
     match err.kind() {
-        Kind::StreamNotFound => WitError::NoResponders(format!("no stream answered for subject {subject}")),
-        Kind::TimedOut => WitError::TimedOut(format!("publish to {subject}: no acknowledgement in time")),
+        Kind::StreamNotFound => {
+            WitError::NoResponders(format!("no stream answered for subject {subject}"))
+        }
+        Kind::TimedOut => {
+            WitError::TimedOut(format!("publish to {subject}: no acknowledgement in time"))
+        }
         Kind::BrokenPipe => WitError::Connection(format!("publish to {subject}: connection lost")),
-        Kind::MaxPayloadExceeded => WitError::Invalid(format!("publish to {subject}: message larger than the server's max_payload")),
+        Kind::MaxPayloadExceeded => WitError::Invalid(format!(
+            "publish to {subject}: message larger than the server's max_payload"
+        )),
         _ => {
             use std::error::Error as _;
-            match err.source().and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>()) {
+            match err
+                .source()
+                .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
+            {
                 Some(api) => api_error(api),
                 None => WitError::Other(format!("publish to {subject}: {}", error_chain(&err))),
             }

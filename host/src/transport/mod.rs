@@ -34,6 +34,9 @@ pub(crate) fn describe(err: &TransportError) -> String {
         | TransportError::Refused(text)
         | TransportError::Invalid(text)
         | TransportError::Other(text) => text.clone(),
-        TransportError::Jetstream(api) => format!("{} (status {}, code {})", api.description, api.status, api.code),
+        TransportError::Jetstream(api) => format!(
+            "{} (status {}, code {})",
+            api.description, api.status, api.code
+        ),
     }
 }

@@ -41,7 +41,14 @@ impl SubscriptionHandle {
         subscriber: async_nats::Subscriber,
         stop: watch::Receiver<bool>,
     ) -> Self {
-        Self { client, jetstream, state: Lifecycle::Active(subscriber), unanswered: HashMap::new(), next_token: 1, stop }
+        Self {
+            client,
+            jetstream,
+            state: Lifecycle::Active(subscriber),
+            unanswered: HashMap::new(),
+            next_token: 1,
+            stop,
+        }
     }
 
     /// Turns one pushed NATS message into a delivery, or handles it when it is a
@@ -57,11 +64,20 @@ impl SubscriptionHandle {
             return None;
         }
         let reply = message.reply.clone()?;
-        let message = jetstream::Message { message, context: self.jetstream.clone() };
+        let message = jetstream::Message {
+            message,
+            context: self.jetstream.clone(),
+        };
         let info = message.info().ok()?;
-        let (stream_sequence, consumer_sequence, delivered) =
-            (info.stream_sequence, info.consumer_sequence, info.delivered.max(0) as u64);
-        let timestamp_ns = info.published.unix_timestamp_nanos().clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+        let (stream_sequence, consumer_sequence, delivered) = (
+            info.stream_sequence,
+            info.consumer_sequence,
+            info.delivered.max(0) as u64,
+        );
+        let timestamp_ns = info
+            .published
+            .unix_timestamp_nanos()
+            .clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         let token = self.next_token;
         self.next_token += 1;
         self.unanswered.insert(token, reply);
@@ -84,14 +100,21 @@ fn ack_body(kind: &AckKind) -> bytes::Bytes {
     match kind {
         AckKind::Ack => bytes::Bytes::from_static(b"+ACK"),
         AckKind::Nak(None) => bytes::Bytes::from_static(b"-NAK"),
-        AckKind::Nak(Some(delay_ns)) => bytes::Bytes::from(format!("-NAK {{\"delay\":{delay_ns}}}")),
+        AckKind::Nak(Some(delay_ns)) => {
+            bytes::Bytes::from(format!("-NAK {{\"delay\":{delay_ns}}}"))
+        }
         AckKind::InProgress => bytes::Bytes::from_static(b"+WPI"),
         AckKind::Term => bytes::Bytes::from_static(b"+TERM"),
     }
 }
 
 impl transport::HostSubscription for InstanceState {
-    async fn next_batch(&mut self, this: Resource<SubscriptionHandle>, max: u32, wait_ms: u32) -> wasmtime::Result<Result<Vec<Delivery>, TransportError>> {
+    async fn next_batch(
+        &mut self,
+        this: Resource<SubscriptionHandle>,
+        max: u32,
+        wait_ms: u32,
+    ) -> wasmtime::Result<Result<Vec<Delivery>, TransportError>> {
         let limit = max.min(self.sandbox().max_batch).max(1) as usize;
         let wait = Duration::from_millis(u64::from(wait_ms));
         let subscription = self.table.get_mut(&this)?;
@@ -102,7 +125,9 @@ impl transport::HostSubscription for InstanceState {
                 break;
             }
             let Lifecycle::Active(subscriber) = &mut subscription.state else {
-                return Ok(Err(TransportError::Other("the subscription is closed".into())));
+                return Ok(Err(TransportError::Other(
+                    "the subscription is closed".into(),
+                )));
             };
             let mut stop = subscription.stop.clone();
             let next = tokio::select! {
@@ -113,7 +138,9 @@ impl transport::HostSubscription for InstanceState {
                 Err(_elapsed) => break,
                 Ok(None) => {
                     subscription.state = Lifecycle::Closed;
-                    return Ok(Err(TransportError::Connection("the server ended the subscription".into())));
+                    return Ok(Err(TransportError::Connection(
+                        "the server ended the subscription".into(),
+                    )));
                 }
                 Ok(Some(message)) => {
                     if let Some(delivery) = subscription.accept(message).await {
@@ -123,7 +150,9 @@ impl transport::HostSubscription for InstanceState {
             }
             // Take what is already buffered, without waiting again.
             while batch.len() < limit {
-                let Lifecycle::Active(subscriber) = &mut subscription.state else { break };
+                let Lifecycle::Active(subscriber) = &mut subscription.state else {
+                    break;
+                };
                 match subscriber.next().now_or_never() {
                     Some(Some(message)) => {
                         if let Some(delivery) = subscription.accept(message).await {
@@ -137,7 +166,11 @@ impl transport::HostSubscription for InstanceState {
         Ok(Ok(batch))
     }
 
-    async fn ack(&mut self, this: Resource<SubscriptionHandle>, answers: Vec<(u64, AckKind)>) -> wasmtime::Result<Result<(), TransportError>> {
+    async fn ack(
+        &mut self,
+        this: Resource<SubscriptionHandle>,
+        answers: Vec<(u64, AckKind)>,
+    ) -> wasmtime::Result<Result<(), TransportError>> {
         let subscription = self.table.get_mut(&this)?;
         for (token, kind) in answers {
             let Some(reply) = (match kind {
@@ -145,18 +178,27 @@ impl transport::HostSubscription for InstanceState {
                 AckKind::InProgress => subscription.unanswered.get(&token).cloned(),
                 _ => subscription.unanswered.remove(&token),
             }) else {
-                return Ok(Err(TransportError::Invalid(format!("no unanswered delivery has token {token}"))));
+                return Ok(Err(TransportError::Invalid(format!(
+                    "no unanswered delivery has token {token}"
+                ))));
             };
             if let Err(err) = subscription.client.publish(reply, ack_body(&kind)).await {
-                return Ok(Err(TransportError::Connection(format!("sending an acknowledgement: {err}"))));
+                return Ok(Err(TransportError::Connection(format!(
+                    "sending an acknowledgement: {err}"
+                ))));
             }
         }
         Ok(Ok(()))
     }
 
-    async fn unsubscribe(&mut self, this: Resource<SubscriptionHandle>) -> wasmtime::Result<Result<(), TransportError>> {
+    async fn unsubscribe(
+        &mut self,
+        this: Resource<SubscriptionHandle>,
+    ) -> wasmtime::Result<Result<(), TransportError>> {
         let subscription = self.table.get_mut(&this)?;
-        if let Lifecycle::Active(mut subscriber) = std::mem::replace(&mut subscription.state, Lifecycle::Closed) {
+        if let Lifecycle::Active(mut subscriber) =
+            std::mem::replace(&mut subscription.state, Lifecycle::Closed)
+        {
             let _ = subscriber.unsubscribe().await;
         }
         // Answers already queued must reach the server before the consumer is left alone.
@@ -166,7 +208,9 @@ impl transport::HostSubscription for InstanceState {
 
     async fn drop(&mut self, this: Resource<SubscriptionHandle>) -> wasmtime::Result<()> {
         let mut subscription = self.table.delete(this)?;
-        if let Lifecycle::Active(mut subscriber) = std::mem::replace(&mut subscription.state, Lifecycle::Closed) {
+        if let Lifecycle::Active(mut subscriber) =
+            std::mem::replace(&mut subscription.state, Lifecycle::Closed)
+        {
             let _ = subscriber.unsubscribe().await;
         }
         Ok(())

@@ -1,0 +1,447 @@
+//! The `jetstream-pubsub` binary used as a user would: manifests on disk, a real server,
+//! output read from stdout, exit codes checked.
+
+mod support;
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_jetstream-pubsub");
+
+fn manifest(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+fn component(dir: &Path, url: &str, extra: &str) -> PathBuf {
+    manifest(
+        dir,
+        "pubsub.yaml",
+        &format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  type: pubsub.jetstream\n  version: v1\n  metadata:\n  - name: natsURL\n    value: \"{url}\"\n{extra}"
+        ),
+    )
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn stream_add_publish_and_subscribe_end_to_end() {
+    let server = support::server();
+    let dir = tempfile::tempdir().unwrap();
+    let file = component(
+        dir.path(),
+        &server.url(),
+        "  - name: durableName\n    value: cli\n",
+    );
+    let file = file.to_str().unwrap();
+
+    let added = run(
+        &[
+            "stream",
+            "add",
+            "ORDERS",
+            "--subjects",
+            "orders.new,orders.old",
+            "--url",
+            &server.url(),
+        ],
+        None,
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let summary = &json_lines(&added)[0];
+    assert_eq!(summary["name"], "ORDERS");
+    assert_eq!(
+        summary["subjects"],
+        serde_json::json!(["orders.new", "orders.old"])
+    );
+    assert_eq!(summary["existed"], false);
+    let again = run(
+        &[
+            "stream",
+            "add",
+            "ORDERS",
+            "--subjects",
+            "orders.new",
+            "--component",
+            file,
+        ],
+        None,
+    );
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(json_lines(&again)[0]["existed"], true);
+
+    let one = run(
+        &[
+            "publish",
+            "--component",
+            file,
+            "--topic",
+            "orders.new",
+            "--data",
+            r#"{"id":"o-1","n":1}"#,
+        ],
+        None,
+    );
+    assert!(one.status.success(), "{}", stderr(&one));
+    assert_eq!(
+        json_lines(&one),
+        vec![serde_json::json!({"stream": "ORDERS", "sequence": 1, "duplicate": false})]
+    );
+
+    let lines = run(
+        &[
+            "publish",
+            "--component",
+            file,
+            "--topic",
+            "orders.new",
+            "--lines",
+        ],
+        Some("a\nb\n{\"id\":\"o-1\"}\n"),
+    );
+    assert!(lines.status.success(), "{}", stderr(&lines));
+    let acks = json_lines(&lines);
+    assert_eq!(acks.len(), 3);
+    assert_eq!(
+        (acks[0]["sequence"].as_u64(), acks[1]["sequence"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert_eq!(
+        acks[2]["duplicate"], true,
+        "the third line repeats event id o-1"
+    );
+
+    let received = run(
+        &[
+            "subscribe",
+            "--component",
+            file,
+            "--topic",
+            "orders.new",
+            "--count",
+            "3",
+            "--timeout",
+            "20",
+        ],
+        None,
+    );
+    assert!(received.status.success(), "{}", stderr(&received));
+    let messages = json_lines(&received);
+    let data: Vec<_> = messages
+        .iter()
+        .map(|m| m["data"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(data, vec![r#"{"id":"o-1","n":1}"#, "a", "b"]);
+    assert_eq!(messages[0]["topic"], "orders.new");
+    assert_eq!(messages[0]["subject"], "orders.new");
+    assert_eq!(messages[0]["metadata"]["Topic"], "orders.new");
+
+    // The durable consumer acknowledged those three: nothing is left to receive.
+    let nothing = run(
+        &[
+            "subscribe",
+            "--component",
+            file,
+            "--topic",
+            "orders.new",
+            "--count",
+            "1",
+            "--timeout",
+            "1.5",
+        ],
+        None,
+    );
+    assert!(!nothing.status.success());
+    assert!(
+        stderr(&nothing).contains("timed out after 1.5s: received 0 of 1 messages"),
+        "{}",
+        stderr(&nothing)
+    );
+}
+
+#[tokio::test]
+async fn binary_payloads_print_as_base64() {
+    let server = support::server();
+    support::stream(&server, "BIN", &["bin"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    pubsub.publish("bin", vec![0xff, 0x00, 0xfe]).await.unwrap();
+    runtime.shutdown().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = component(dir.path(), &server.url(), "");
+    let output = run(
+        &[
+            "subscribe",
+            "--component",
+            file.to_str().unwrap(),
+            "--topic",
+            "bin",
+            "--count",
+            "1",
+            "--timeout",
+            "20",
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let line = &json_lines(&output)[0];
+    assert_eq!(line["data_base64"], "/wD+");
+    assert!(line.get("data").is_none());
+}
+
+#[test]
+fn sigterm_stops_gracefully_and_loses_nothing() {
+    let server = support::server();
+    let dir = tempfile::tempdir().unwrap();
+    let file = component(
+        dir.path(),
+        &server.url(),
+        "  - name: durableName\n    value: graceful\n",
+    );
+    let file = file.to_str().unwrap();
+    assert!(
+        run(
+            &[
+                "stream",
+                "add",
+                "S",
+                "--subjects",
+                "s",
+                "--url",
+                &server.url()
+            ],
+            None
+        )
+        .status
+        .success()
+    );
+
+    let mut subscriber = Command::new(BIN)
+        .args(["subscribe", "--component", file, "--topic", "s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(subscriber.stdout.take().unwrap());
+    assert!(
+        run(
+            &[
+                "publish",
+                "--component",
+                file,
+                "--topic",
+                "s",
+                "--data",
+                "first"
+            ],
+            None
+        )
+        .status
+        .success()
+    );
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()["data"],
+        "first"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &subscriber.id().to_string()])
+        .status()
+        .unwrap();
+    let status = subscriber.wait().unwrap();
+    assert!(status.success(), "SIGTERM ends with exit 0, got {status:?}");
+
+    // "first" was acknowledged before exit; a message published afterwards is the next one.
+    assert!(
+        run(
+            &[
+                "publish",
+                "--component",
+                file,
+                "--topic",
+                "s",
+                "--data",
+                "second"
+            ],
+            None
+        )
+        .status
+        .success()
+    );
+    let next = run(
+        &[
+            "subscribe",
+            "--component",
+            file,
+            "--topic",
+            "s",
+            "--count",
+            "1",
+            "--timeout",
+            "20",
+        ],
+        None,
+    );
+    assert!(next.status.success(), "{}", stderr(&next));
+    assert_eq!(json_lines(&next)[0]["data"], "second");
+}
+
+#[test]
+fn bad_manifests_exit_2_with_one_line_naming_the_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: p\nspec:\n  type: pubsub.jetstream\n  version: v1\n  metadata:\n  - name: natsURL\n    value: nats://127.0.0.1:1\n";
+    let cases = [
+        (
+            "type.yaml",
+            base.replace("pubsub.jetstream", "pubsub.kafka"),
+            "spec.type is \"pubsub.kafka\"",
+        ),
+        (
+            "version.yaml",
+            base.replace("version: v1", "version: v9"),
+            "spec.version is \"v9\"",
+        ),
+        (
+            "kind.yaml",
+            base.replace("kind: Component", "kind: Configuration"),
+            "kind is \"Configuration\"",
+        ),
+        (
+            "yaml.yaml",
+            "kind: Component\nspec: [unclosed".to_string(),
+            "malformed manifest",
+        ),
+        (
+            "secret.yaml",
+            base.replace(
+                "    value: nats://127.0.0.1:1\n",
+                "    secretKeyRef:\n      name: nats-secret\n      key: url\n",
+            ),
+            "metadata \"natsURL\": secretKeyRef to secret \"nats-secret\" cannot be resolved",
+        ),
+        (
+            "policy.yaml",
+            format!("{base}  - name: deliverPolicy\n    value: sometimes\n"),
+            "deliver policy sometimes is not one of: all, last, new, sequence, time",
+        ),
+    ];
+    for (name, body, expected) in cases {
+        let file = manifest(dir.path(), name, &body);
+        let output = run(
+            &[
+                "publish",
+                "--component",
+                file.to_str().unwrap(),
+                "--topic",
+                "t",
+                "--data",
+                "x",
+            ],
+            None,
+        );
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(expected), "{name}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{name}: one line: {err}");
+    }
+    let missing = run(
+        &[
+            "publish",
+            "--component",
+            "/nonexistent/pubsub.yaml",
+            "--topic",
+            "t",
+            "--data",
+            "x",
+        ],
+        None,
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("cannot read /nonexistent/pubsub.yaml"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn subscribe_times_out_with_a_clear_message() {
+    let server = support::server();
+    let dir = tempfile::tempdir().unwrap();
+    let file = component(dir.path(), &server.url(), "");
+    assert!(
+        run(
+            &[
+                "stream",
+                "add",
+                "Q",
+                "--subjects",
+                "q",
+                "--url",
+                &server.url()
+            ],
+            None
+        )
+        .status
+        .success()
+    );
+    let started = std::time::Instant::now();
+    let output = run(
+        &[
+            "subscribe",
+            "--component",
+            file.to_str().unwrap(),
+            "--topic",
+            "q",
+            "--count",
+            "2",
+            "--timeout",
+            "1",
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("timed out after 1s: received 0 of 2 messages"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+}

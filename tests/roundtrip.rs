@@ -1,0 +1,183 @@
+//! Publish and subscribe through the real component, in wasmtime, against a real
+//! nats-server: the round trip, deduplication, and the application's retry and drop.
+
+mod support;
+
+use std::time::Duration;
+
+use jetstream_pubsub_host::AppStatus;
+use support::Recorder;
+
+#[tokio::test]
+async fn published_message_reaches_the_handler_unchanged() {
+    let server = support::server();
+    support::stream(&server, "ORDERS", &["orders.*"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let recorder = Recorder::new();
+    let subscription = pubsub
+        .subscribe("orders.*", recorder.accept_all())
+        .await
+        .unwrap();
+
+    let payload = br#"{"id": "ABCD", "data": "test"}"#.to_vec();
+    let ack = pubsub
+        .publish("orders.created", payload.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (ack.stream.as_str(), ack.sequence, ack.duplicate),
+        ("ORDERS", 1, false)
+    );
+
+    recorder
+        .wait_until(Duration::from_secs(5), "the message", |m| !m.is_empty())
+        .await;
+    let message = &recorder.messages()[0];
+    assert_eq!(message.data, payload, "exact bytes");
+    assert_eq!(message.topic, "orders.*", "Topic is the subscribed pattern");
+    assert_eq!(
+        message.subject(),
+        "orders.created",
+        "metadata Topic is the concrete subject"
+    );
+    assert!(
+        message
+            .metadata
+            .contains(&("Nats-Msg-Id".to_string(), "ABCD".to_string())),
+        "{:?}",
+        message.metadata
+    );
+
+    subscription.stop().await.unwrap();
+    pubsub.close().await.unwrap();
+    let after_close = pubsub
+        .publish("orders.created", b"late".to_vec())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(after_close, jetstream_pubsub_host::Error::Terminal(_)),
+        "{after_close:?}"
+    );
+    assert_eq!(after_close.to_string(), "component is closed");
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn same_cloudevent_id_is_stored_and_delivered_once() {
+    let server = support::server();
+    support::stream(&server, "EVENTS", &["events"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let recorder = Recorder::new();
+    let subscription = pubsub
+        .subscribe("events", recorder.accept_all())
+        .await
+        .unwrap();
+
+    let event = br#"{"specversion":"1.0","id":"evt-1","type":"t","source":"s"}"#.to_vec();
+    let first = pubsub.publish("events", event.clone()).await.unwrap();
+    let second = pubsub.publish("events", event.clone()).await.unwrap();
+    assert!(!first.duplicate && second.duplicate, "{first:?} {second:?}");
+    assert_eq!(
+        first.sequence, second.sequence,
+        "the repeat is not stored again"
+    );
+    // A raw payload has no id: published twice, stored twice.
+    pubsub.publish("events", b"raw".to_vec()).await.unwrap();
+    pubsub.publish("events", b"raw".to_vec()).await.unwrap();
+
+    recorder
+        .wait_until(Duration::from_secs(5), "the raw pair", |m| {
+            m.iter().filter(|m| m.data == b"raw").count() == 2
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        recorder.count_of(std::str::from_utf8(&event).unwrap()),
+        1,
+        "the event is delivered once"
+    );
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn retry_redelivers_the_message() {
+    let server = support::server();
+    support::stream(&server, "JOBS", &["jobs"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let recorder = Recorder::new();
+    let handler = recorder.handler(|_, nth| {
+        if nth == 1 {
+            AppStatus::Retry
+        } else {
+            AppStatus::Success
+        }
+    });
+    let subscription = pubsub.subscribe("jobs", handler).await.unwrap();
+
+    pubsub.publish("jobs", b"job-1".to_vec()).await.unwrap();
+    recorder
+        .wait_until(Duration::from_secs(5), "a redelivery", |m| m.len() >= 2)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        recorder.payloads(),
+        vec!["job-1", "job-1"],
+        "delivered again after retry, then acknowledged"
+    );
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn drop_is_never_redelivered() {
+    let server = support::server();
+    support::stream(&server, "JOBS", &["jobs"]).await;
+    // With ackWait 1s an unanswered or nak'd message would be back within a second.
+    let (runtime, pubsub) = support::pubsub(&server, &[("ackWait", "1s")]).await;
+    let recorder = Recorder::new();
+    let handler = recorder.handler(|m, _| {
+        if m.data == b"poison" {
+            AppStatus::Drop
+        } else {
+            AppStatus::Success
+        }
+    });
+    let subscription = pubsub.subscribe("jobs", handler).await.unwrap();
+
+    pubsub.publish("jobs", b"poison".to_vec()).await.unwrap();
+    pubsub.publish("jobs", b"fine".to_vec()).await.unwrap();
+    recorder
+        .wait_until(Duration::from_secs(5), "both messages", |m| m.len() >= 2)
+        .await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        recorder.count_of("poison"),
+        1,
+        "a dropped message is terminated: {:?}",
+        recorder.payloads()
+    );
+    assert_eq!(recorder.count_of("fine"), 1);
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn subscribe_without_a_stream_names_the_topic() {
+    let server = support::server();
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let err = pubsub
+        .subscribe("nowhere", Recorder::new().accept_all())
+        .await
+        .err()
+        .expect("no stream, no subscription");
+    assert_eq!(err.to_string(), "no stream matches subject nowhere");
+    let err = pubsub.publish("nowhere", b"x".to_vec()).await.unwrap_err();
+    assert!(err.is_retriable(), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("no stream matches subject nowhere"),
+        "{err}"
+    );
+    runtime.shutdown().await;
+}
