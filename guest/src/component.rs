@@ -160,6 +160,9 @@ impl Guest for Component {
                 .connection
                 .subscribe(&deliver_subject, plan.deliver_group.as_deref())
                 .map_err(|err| transport_error(&format!("subscribing to {topic}"), &err))?;
+            if let Some(interval) = keep_alive_interval(&plan) {
+                subscription.keep_alive(interval);
+            }
             let id = ready.next_id;
             ready.next_id += 1;
             ready.subscriptions.insert(
@@ -335,6 +338,25 @@ fn bind_or_create(
         ))
     })?;
     Ok((info, deliver_subject))
+}
+
+/// Half the ack wait the server applies (JetStream: the first backoff step when there is a
+/// backoff, else `ackWait`, else 30 s): a delivery still unanswered then gets `+WPI`, so a
+/// long handler is not redelivered under its feet. None with ack policy `none`.
+fn keep_alive_interval(plan: &ConsumerPlan) -> Option<u32> {
+    if plan.ack_policy == AckPolicy::None {
+        return None;
+    }
+    let ack_wait = match (plan.backoff.first(), plan.ack_wait) {
+        (Some(first), _) => *first,
+        (None, wait) if !wait.is_zero() => wait,
+        _ => Duration::from_secs(30),
+    };
+    Some(
+        u32::try_from((ack_wait / 2).as_millis())
+            .unwrap_or(u32::MAX)
+            .max(1),
+    )
 }
 
 fn existing_consumer(info: &transport::ConsumerInfo) -> ExistingConsumer {

@@ -11,4 +11,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub(crate) use dapr::jetstream::{app, transport, types};
+pub(crate) use dapr::jetstream::{app, log, transport, types};

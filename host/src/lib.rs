@@ -11,6 +11,7 @@ mod app;
 pub(crate) mod bindings;
 mod error;
 mod instance;
+mod log;
 pub mod manifest;
 pub mod nats_server;
 pub mod provision;

@@ -2,6 +2,7 @@
 //! takes them, and the component's answers sent back to the server.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -20,10 +21,31 @@ pub struct SubscriptionHandle {
     state: Lifecycle,
     /// Reply subjects of deliveries handed out and not answered yet, by token. The
     /// component answers by token, so it can only ever acknowledge what it was given.
-    unanswered: HashMap<u64, async_nats::Subject>,
+    unanswered: Unanswered,
     next_token: u64,
     /// Set when the host wants the pump to finish: `next-batch` then returns at once.
     stop: watch::Receiver<bool>,
+    /// Sends in-progress for unanswered deliveries, when the component asked for it.
+    keep_alive: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Unanswered deliveries, shared with the keep-alive task.
+type Unanswered = Arc<Mutex<HashMap<u64, async_nats::Subject>>>;
+
+impl Drop for SubscriptionHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.keep_alive.take() {
+            task.abort();
+        }
+    }
+}
+
+fn lock(unanswered: &Unanswered) -> std::sync::MutexGuard<'_, HashMap<u64, async_nats::Subject>> {
+    // The map stays consistent whatever a panicking holder did: entries are only
+    // inserted and removed whole.
+    unanswered
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Where a subscription is in its life.
@@ -45,9 +67,10 @@ impl SubscriptionHandle {
             client,
             jetstream,
             state: Lifecycle::Active(subscriber),
-            unanswered: HashMap::new(),
+            unanswered: Arc::default(),
             next_token: 1,
             stop,
+            keep_alive: None,
         }
     }
 
@@ -80,7 +103,7 @@ impl SubscriptionHandle {
             .clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         let token = self.next_token;
         self.next_token += 1;
-        self.unanswered.insert(token, reply);
+        lock(&self.unanswered).insert(token, reply);
         let message = message.message;
         Some(Delivery {
             token,
@@ -173,11 +196,12 @@ impl transport::HostSubscription for InstanceState {
     ) -> wasmtime::Result<Result<(), TransportError>> {
         let subscription = self.table.get_mut(&this)?;
         for (token, kind) in answers {
-            let Some(reply) = (match kind {
+            let reply = match kind {
                 // In progress keeps the delivery open: it must still be answered later.
-                AckKind::InProgress => subscription.unanswered.get(&token).cloned(),
-                _ => subscription.unanswered.remove(&token),
-            }) else {
+                AckKind::InProgress => lock(&subscription.unanswered).get(&token).cloned(),
+                _ => lock(&subscription.unanswered).remove(&token),
+            };
+            let Some(reply) = reply else {
                 return Ok(Err(TransportError::Invalid(format!(
                     "no unanswered delivery has token {token}"
                 ))));
@@ -189,6 +213,36 @@ impl transport::HostSubscription for InstanceState {
             }
         }
         Ok(Ok(()))
+    }
+
+    async fn keep_alive(
+        &mut self,
+        this: Resource<SubscriptionHandle>,
+        interval_ms: u32,
+    ) -> wasmtime::Result<()> {
+        let subscription = self.table.get_mut(&this)?;
+        if let Some(task) = subscription.keep_alive.take() {
+            task.abort();
+        }
+        if interval_ms > 0 {
+            let interval = Duration::from_millis(u64::from(interval_ms));
+            let (client, unanswered) =
+                (subscription.client.clone(), subscription.unanswered.clone());
+            subscription.keep_alive = Some(tokio::spawn(async move {
+                let mut ticks =
+                    tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+                loop {
+                    ticks.tick().await;
+                    let replies: Vec<_> = lock(&unanswered).values().cloned().collect();
+                    for reply in replies {
+                        let _ = client
+                            .publish(reply, bytes::Bytes::from_static(b"+WPI"))
+                            .await;
+                    }
+                }
+            }));
+        }
+        Ok(())
     }
 
     async fn unsubscribe(
