@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::binding::{self, ExistingConsumer};
 use crate::consumer::{ConsumerPlan, plan_consumer};
-use crate::disposition::{self, Answer, Outcome};
+use crate::disposition::{Answer, Outcome, Redelivery};
 use crate::metadata::{self, AckPolicy, Concurrency, DeliverPolicy, Metadata};
 use crate::{message, publish};
 
@@ -24,6 +24,9 @@ use dapr::jetstream::types::{
     SubscribeRequest,
 };
 use exports::dapr::jetstream::pubsub::Guest;
+
+/// JetStream's `max_ack_pending` when the consumer does not set one.
+const DEFAULT_MAX_ACK_PENDING: u32 = 1_000;
 
 /// Timeout for JetStream API requests and publish acknowledgements (the reference's 5 s).
 const REQUEST_TIMEOUT_MS: u32 = 5_000;
@@ -48,6 +51,7 @@ struct Ready {
 /// One live subscription.
 struct Subscribed {
     topic: String,
+    redelivery: Redelivery,
     subscription: transport::Subscription,
     consumer: transport::ConsumerInfo,
 }
@@ -72,6 +76,10 @@ impl Guest for Component {
     fn init(metadata: Vec<(String, String)>) -> Result<(), Error> {
         let parsed =
             metadata::parse(&metadata).map_err(|err| Error::InvalidMetadata(err.to_string()))?;
+        // Two credentials configured: the reference ignores one silently; we say which.
+        for warning in parsed.credentials().warnings() {
+            dapr::jetstream::log::log(dapr::jetstream::log::Level::Warn, &warning);
+        }
         let connection =
             Connection::connect(&connect_options(&parsed)).map_err(|err| connect_error(&err))?;
         PHASE.with(|phase| {
@@ -103,7 +111,8 @@ impl Guest for Component {
                 &request.topic,
                 &request.data,
                 request.content_type.as_deref(),
-            );
+                &request.metadata,
+            )?;
             ready
                 .connection
                 .publish(&message)
@@ -114,21 +123,46 @@ impl Guest for Component {
 
     fn bulk_publish(request: BulkPublishRequest) -> Result<Vec<BulkEntryResult>, Error> {
         with_ready(|ready| {
-            let messages: Vec<_> = request
+            // Entries that cannot become a message fail alone; the rest go out together.
+            let prepared: Vec<Result<transport::OutboundMessage, Error>> = request
                 .entries
                 .iter()
-                .map(|e| outbound(&request.topic, &e.data, e.content_type.as_deref()))
+                .map(|entry| {
+                    let mut metadata = request.metadata.clone();
+                    metadata.extend(entry.metadata.iter().cloned());
+                    outbound(
+                        &request.topic,
+                        &entry.data,
+                        entry.content_type.as_deref(),
+                        &metadata,
+                    )
+                })
                 .collect();
-            let acks = ready.connection.publish_batch(&messages);
+            let sendable: Vec<transport::OutboundMessage> = prepared
+                .iter()
+                .filter_map(|message| message.as_ref().ok().cloned())
+                .collect();
+            let mut acks = ready.connection.publish_batch(&sendable).into_iter();
             Ok(request
                 .entries
                 .into_iter()
-                .zip(acks)
-                .map(|(entry, ack)| BulkEntryResult {
-                    entry_id: entry.entry_id,
-                    outcome: ack
-                        .map(pub_ack)
-                        .map_err(|err| publish_error(&request.topic, &err)),
+                .zip(prepared)
+                .map(|(entry, message)| {
+                    let outcome = match message {
+                        Err(err) => Err(err),
+                        Ok(_) => match acks.next() {
+                            Some(ack) => ack
+                                .map(pub_ack)
+                                .map_err(|err| publish_error(&request.topic, &err)),
+                            None => Err(Error::Retriable(
+                                "the host returned fewer results than messages".into(),
+                            )),
+                        },
+                    };
+                    BulkEntryResult {
+                        entry_id: entry.entry_id,
+                        outcome,
+                    }
                 })
                 .collect())
         })
@@ -169,6 +203,7 @@ impl Guest for Component {
                 id,
                 Subscribed {
                     topic,
+                    redelivery: Redelivery::from_metadata(&ready.metadata),
                     subscription,
                     consumer,
                 },
@@ -183,14 +218,11 @@ impl Guest for Component {
 
     fn pump(subscription: u64, max_messages: u32, wait_ms: u32) -> Result<u32, Error> {
         with_ready(|ready| {
-            let (ack_policy, ack_wait, concurrency) = (
-                ready.metadata.ack_policy,
-                ready.metadata.ack_wait,
-                ready.metadata.concurrency,
-            );
+            let concurrency = ready.metadata.concurrency;
+            // Parallel handlers in flight never exceed what the consumer lets be unacked.
             let in_flight_limit = match ready.metadata.max_ack_pending {
                 n if n > 0 => u32::try_from(n).unwrap_or(u32::MAX),
-                _ => 1_000,
+                _ => DEFAULT_MAX_ACK_PENDING,
             };
             let subscribed = subscribed(ready, subscription)?;
             let max = match concurrency {
@@ -208,26 +240,30 @@ impl Guest for Component {
                 .iter()
                 .map(|delivery| new_message(&subscribed.topic, delivery))
                 .collect();
-            let answer = |token: u64, status: AppStatus| {
-                disposition::decide(outcome(status), ack_policy, ack_wait)
-                    .map(|a| (token, ack_kind(a)))
+            let answer = |delivery: &transport::Delivery, status: AppStatus| {
+                subscribed
+                    .redelivery
+                    .decide(outcome(status), delivery.delivered)
+                    .map(|answer| (delivery.token, ack_kind(answer)))
             };
             match concurrency {
                 Concurrency::Single => {
                     // One at a time, in order; each answered as soon as it is handled.
                     for (delivery, message) in batch.iter().zip(&messages) {
                         let status = app::deliver(subscription, message);
-                        if let Some(reply) = answer(delivery.token, status) {
+                        if let Some(reply) = answer(delivery, status) {
                             send_answers(subscribed, &[reply])?;
                         }
                     }
                 }
                 Concurrency::Parallel => {
+                    // Each message is answered after its own handler finished: never on
+                    // receipt, as the reference's auto-ack does (components-contrib#3656).
                     let statuses = app::deliver_batch(subscription, &messages);
                     let replies: Vec<_> = batch
                         .iter()
                         .zip(statuses)
-                        .filter_map(|(delivery, status)| answer(delivery.token, status))
+                        .filter_map(|(delivery, status)| answer(delivery, status))
                         .collect();
                     send_answers(subscribed, &replies)?;
                 }
@@ -369,12 +405,19 @@ fn existing_consumer(info: &transport::ConsumerInfo) -> ExistingConsumer {
     }
 }
 
-fn outbound(topic: &str, data: &[u8], content_type: Option<&str>) -> transport::OutboundMessage {
-    transport::OutboundMessage {
+fn outbound(
+    topic: &str,
+    data: &[u8],
+    content_type: Option<&str>,
+    metadata: &[(String, String)],
+) -> Result<transport::OutboundMessage, Error> {
+    let headers = publish::headers(data, content_type, metadata)
+        .map_err(|err| Error::InvalidMetadata(err.to_string()))?;
+    Ok(transport::OutboundMessage {
         subject: topic.to_string(),
-        headers: publish::headers(data, content_type),
+        headers,
         payload: data.to_vec(),
-    }
+    })
 }
 
 fn new_message(topic: &str, delivery: &transport::Delivery) -> NewMessage {
@@ -415,9 +458,15 @@ fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The connection the metadata describes. Auth precedence is the reference's: JWT and
-/// seed, else client certificate, else token.
+/// The connection the metadata describes. One credential is used, chosen in the reference's
+/// precedence (jwt/seedKey, else client certificate, else token, then our credsFile, nkey,
+/// user/password; see `metadata::credentials`). As in the reference, the client certificate is
+/// only presented when it is the chosen credential. TLS is required whenever a client
+/// certificate or a CA is configured, so such settings never fall back to plain text.
 fn connect_options(metadata: &Metadata) -> transport::ConnectOptions {
+    use crate::metadata::credentials::Credential;
+    // The component has no files: values with a PEM (or `.creds`) armour are content, anything
+    // else is a path the host reads.
     let pem_or_path = |value: &str| {
         if value.contains("-----BEGIN") {
             transport::SecretSource::Inline(value.to_string())
@@ -425,33 +474,38 @@ fn connect_options(metadata: &Metadata) -> transport::ConnectOptions {
             transport::SecretSource::File(value.to_string())
         }
     };
-    let auth = match (&metadata.jwt, &metadata.seed_key, &metadata.token) {
-        (Some(jwt), Some(seed), _) => transport::Auth::Jwt(transport::JwtCredentials {
+    let mut client_cert = None;
+    let mut client_key = None;
+    let auth = match metadata.credentials().chosen {
+        None => transport::Auth::None,
+        Some(Credential::Jwt { jwt, seed }) => transport::Auth::Jwt(transport::JwtCredentials {
             jwt: jwt.expose().to_string(),
             seed: seed.expose().to_string(),
         }),
-        _ if metadata.tls_client_cert.is_some() && metadata.tls_client_key.is_some() => {
+        Some(Credential::ClientCert { cert, key }) => {
+            client_cert = Some(pem_or_path(cert.expose()));
+            client_key = Some(pem_or_path(key.expose()));
             transport::Auth::None
         }
-        (_, _, Some(token)) => transport::Auth::Token(token.expose().to_string()),
-        _ => transport::Auth::None,
+        Some(Credential::Token(token)) => transport::Auth::Token(token.expose().to_string()),
+        Some(Credential::CredsFile(creds)) => {
+            transport::Auth::Credentials(pem_or_path(creds.expose()))
+        }
+        Some(Credential::Nkey(seed)) => transport::Auth::Nkey(seed.expose().to_string()),
+        Some(Credential::UserPassword { user, password }) => {
+            transport::Auth::UserPassword((user.to_string(), password.expose().to_string()))
+        }
     };
-    let (client_cert, client_key) = match (&metadata.tls_client_cert, &metadata.tls_client_key) {
-        (Some(cert), Some(key)) => (
-            Some(pem_or_path(cert.expose())),
-            Some(pem_or_path(key.expose())),
-        ),
-        _ => (None, None),
-    };
+    let ca = metadata.tls_ca.as_deref().map(pem_or_path);
     transport::ConnectOptions {
         servers: metadata.servers.clone(),
         name: metadata.name.clone(),
         auth,
         tls: transport::TlsOptions {
-            required: false,
+            required: client_cert.is_some() || ca.is_some(),
             client_cert,
             client_key,
-            ca: None,
+            ca,
         },
         api_prefix: metadata.api_prefix(),
         request_timeout_ms: REQUEST_TIMEOUT_MS,

@@ -1,8 +1,8 @@
-//! The answer to a delivery, from the application's status and the ack policy.
+//! The answer to a delivery, from the application's status and the redelivery settings.
 
 use std::time::Duration;
 
-use crate::metadata::AckPolicy;
+use crate::metadata::{AckPolicy, Metadata};
 
 /// Our app-status, free of generated types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,51 +26,108 @@ pub enum Answer {
     Term,
 }
 
-/// Decides the answer. With ack policy `none` nothing is ever sent (as the reference).
-/// A retry naks after `ackWait` when it is set (the reference's `NakWithDelay`,
-/// components-contrib#3079), at once otherwise. A drop terminates the message: the
-/// reference naks, which makes a dropped message come back forever.
-pub fn decide(outcome: Outcome, ack_policy: AckPolicy, ack_wait: Duration) -> Option<Answer> {
-    if ack_policy == AckPolicy::None {
-        return None;
+/// The settings that shape answers: taken once from the metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redelivery {
+    /// `ackPolicy`: with `none`, nothing is ever sent.
+    pub ack_policy: AckPolicy,
+    /// `ackWait`: the nak delay when there is no `backOff` (zero = none).
+    pub ack_wait: Duration,
+    /// `backOff`: nak delays by delivery attempt.
+    pub backoff: Vec<Duration>,
+}
+
+impl Redelivery {
+    /// The redelivery settings of the metadata.
+    pub fn from_metadata(metadata: &Metadata) -> Self {
+        Self {
+            ack_policy: metadata.ack_policy,
+            ack_wait: metadata.ack_wait,
+            backoff: metadata.backoff.clone(),
+        }
     }
-    Some(match outcome {
-        Outcome::Success => Answer::Ack,
-        Outcome::Retry if ack_wait.is_zero() => Answer::Nak(None),
-        Outcome::Retry => Answer::Nak(Some(ack_wait)),
-        Outcome::Drop => Answer::Term,
-    })
+
+    /// Decides the answer to a delivery seen for the `delivered`-th time.
+    ///
+    /// - Ack policy `none`: nothing is sent (as the reference).
+    /// - Success: `+ACK`.
+    /// - Retry: `-NAK`, delayed by `backOff[delivered - 1]` (the last step repeating) when
+    ///   `backOff` is set, else by `ackWait` when set (the reference's `NakWithDelay`,
+    ///   components-contrib#3079), else redelivered at once. The server applies `backOff`
+    ///   only to ack timeouts, so without this a failing handler would retry in a hot loop
+    ///   despite the user's backoff: a deliberate improvement on the reference.
+    /// - Drop: `+TERM`. The reference naks, which makes a dropped message come back forever.
+    pub fn decide(&self, outcome: Outcome, delivered: u64) -> Option<Answer> {
+        if self.ack_policy == AckPolicy::None {
+            return None;
+        }
+        Some(match outcome {
+            Outcome::Success => Answer::Ack,
+            Outcome::Retry => Answer::Nak(self.nak_delay(delivered)),
+            Outcome::Drop => Answer::Term,
+        })
+    }
+
+    fn nak_delay(&self, delivered: u64) -> Option<Duration> {
+        if let Some(last) = self.backoff.last() {
+            let step = usize::try_from(delivered.saturating_sub(1)).unwrap_or(usize::MAX);
+            return Some(*self.backoff.get(step).unwrap_or(last));
+        }
+        (!self.ack_wait.is_zero()).then_some(self.ack_wait)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn redelivery(ack_policy: AckPolicy, ack_wait: Duration, backoff: &[u64]) -> Redelivery {
+        Redelivery {
+            ack_policy,
+            ack_wait,
+            backoff: backoff
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
+        }
+    }
+
     #[test]
     fn answers_follow_status_and_policy() {
         let wait = Duration::from_secs(2);
+        let explicit = redelivery(AckPolicy::Explicit, wait, &[]);
+        assert_eq!(explicit.decide(Outcome::Success, 1), Some(Answer::Ack));
         assert_eq!(
-            decide(Outcome::Success, AckPolicy::Explicit, wait),
-            Some(Answer::Ack)
-        );
-        assert_eq!(
-            decide(Outcome::Success, AckPolicy::All, Duration::ZERO),
-            Some(Answer::Ack)
-        );
-        assert_eq!(
-            decide(Outcome::Retry, AckPolicy::Explicit, wait),
+            explicit.decide(Outcome::Retry, 1),
             Some(Answer::Nak(Some(wait)))
         );
-        assert_eq!(
-            decide(Outcome::Retry, AckPolicy::Explicit, Duration::ZERO),
-            Some(Answer::Nak(None))
-        );
-        assert_eq!(
-            decide(Outcome::Drop, AckPolicy::Explicit, wait),
-            Some(Answer::Term)
-        );
+        assert_eq!(explicit.decide(Outcome::Drop, 1), Some(Answer::Term));
+        let immediate = redelivery(AckPolicy::All, Duration::ZERO, &[]);
+        assert_eq!(immediate.decide(Outcome::Success, 1), Some(Answer::Ack));
+        assert_eq!(immediate.decide(Outcome::Retry, 3), Some(Answer::Nak(None)));
+        let none = redelivery(AckPolicy::None, wait, &[100]);
         for outcome in [Outcome::Success, Outcome::Retry, Outcome::Drop] {
-            assert_eq!(decide(outcome, AckPolicy::None, wait), None);
+            assert_eq!(none.decide(outcome, 1), None);
         }
+    }
+
+    #[test]
+    fn retry_follows_the_backoff_steps_then_repeats_the_last() {
+        let backoff = redelivery(
+            AckPolicy::Explicit,
+            Duration::from_secs(9),
+            &[100, 500, 2_000],
+        );
+        let delays: Vec<_> = (1..=5).map(|n| backoff.decide(Outcome::Retry, n)).collect();
+        let ms = |n| Some(Answer::Nak(Some(Duration::from_millis(n))));
+        assert_eq!(
+            delays,
+            vec![ms(100), ms(500), ms(2_000), ms(2_000), ms(2_000)]
+        );
+        assert_eq!(
+            backoff.decide(Outcome::Retry, 0),
+            ms(100),
+            "a zero count is treated as the first delivery"
+        );
     }
 }

@@ -1,5 +1,15 @@
 //! Turning a publish request into the NATS message to send.
 
+use std::fmt;
+
+/// Header carrying the payload's MIME type across NATS.
+pub const CONTENT_TYPE_HEADER: &str = "Content-Type";
+/// JetStream's deduplication header.
+pub const MESSAGE_ID_HEADER: &str = "Nats-Msg-Id";
+/// Request metadata keys that never become headers: `Topic` names the subject on the
+/// delivery side (Dapr's `metadata["Topic"]`), so a header of that name would lie.
+pub const RESERVED_KEYS: &[&str] = &["Topic"];
+
 /// The `Nats-Msg-Id` of a payload: the string `id` of a JSON object (a CloudEvent), so a
 /// republished event is stored once (Dapr components-contrib#2200). Anything else — raw
 /// bytes, arrays, a numeric id, the JSON `null` (which panics the reference) — has none.
@@ -18,26 +28,85 @@ pub fn message_id(data: &[u8]) -> Option<String> {
     }
 }
 
-/// Header carrying the payload's MIME type across NATS.
-pub const CONTENT_TYPE_HEADER: &str = "Content-Type";
-/// JetStream's deduplication header.
-pub const MESSAGE_ID_HEADER: &str = "Nats-Msg-Id";
+/// A request metadata entry that cannot travel as a NATS header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderError {
+    /// The metadata key.
+    pub key: String,
+    /// Why it cannot be a header.
+    pub problem: &'static str,
+}
 
-/// The headers of a published message: its message id and content type, when known.
-pub fn headers(data: &[u8], content_type: Option<&str>) -> Vec<(String, String)> {
-    let mut headers = Vec::new();
-    if let Some(id) = message_id(data) {
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "request metadata {:?} cannot be sent as a NATS header: {}",
+            self.key, self.problem
+        )
+    }
+}
+
+/// The headers of a published message, in order: the request metadata (entries given
+/// later win), then `Nats-Msg-Id` from the CloudEvent id unless the metadata set one
+/// (which lets raw payloads be deduplicated too), then `Content-Type` when known.
+pub fn headers(
+    data: &[u8],
+    content_type: Option<&str>,
+    metadata: &[(String, String)],
+) -> Result<Vec<(String, String)>, HeaderError> {
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(metadata.len() + 2);
+    for (key, value) in metadata {
+        if RESERVED_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        check_header(key, value)?;
+        headers.retain(|(existing, _)| existing != key);
+        headers.push((key.clone(), value.clone()));
+    }
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case(MESSAGE_ID_HEADER))
+        && let Some(id) = message_id(data)
+    {
         headers.push((MESSAGE_ID_HEADER.to_string(), id));
     }
     if let Some(content_type) = content_type.filter(|c| !c.is_empty()) {
+        headers.retain(|(name, _)| !name.eq_ignore_ascii_case(CONTENT_TYPE_HEADER));
         headers.push((CONTENT_TYPE_HEADER.to_string(), content_type.to_string()));
     }
-    headers
+    Ok(headers)
+}
+
+/// NATS header names are printable ASCII without `:` or spaces; values have no line breaks.
+fn check_header(key: &str, value: &str) -> Result<(), HeaderError> {
+    let problem = if key.is_empty() {
+        Some("the name is empty")
+    } else if !key.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+        Some("names must be printable ASCII without ':' or spaces")
+    } else if value.contains(['\r', '\n']) {
+        Some("values must not contain line breaks")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(HeaderError {
+            key: key.to_string(),
+            problem,
+        }),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
 
     #[test]
     fn cloudevent_string_id_is_the_message_id() {
@@ -65,17 +134,48 @@ mod tests {
     }
 
     #[test]
-    fn headers_carry_id_and_content_type() {
-        assert_eq!(
-            headers(br#"{"id":"a"}"#, Some("application/cloudevents+json")),
-            vec![
-                ("Nats-Msg-Id".to_string(), "a".to_string()),
-                (
-                    "Content-Type".to_string(),
-                    "application/cloudevents+json".to_string()
-                )
-            ]
+    fn headers_carry_metadata_id_and_content_type() {
+        let headers = headers(
+            br#"{"id":"a"}"#,
+            Some("application/cloudevents+json"),
+            &pairs(&[
+                ("traceparent", "00-1"),
+                ("Topic", "x"),
+                ("tenant", "t1"),
+                ("tenant", "t2"),
+            ]),
         );
-        assert!(headers(b"raw", None).is_empty());
+        assert_eq!(
+            headers.unwrap(),
+            pairs(&[
+                ("traceparent", "00-1"),
+                ("tenant", "t2"),
+                ("Nats-Msg-Id", "a"),
+                ("Content-Type", "application/cloudevents+json")
+            ])
+        );
+        assert!(super::headers(b"raw", None, &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn metadata_message_id_wins_over_the_cloudevent_id() {
+        let headers = headers(
+            br#"{"id":"ce"}"#,
+            None,
+            &pairs(&[("Nats-Msg-Id", "explicit")]),
+        )
+        .unwrap();
+        assert_eq!(headers, pairs(&[("Nats-Msg-Id", "explicit")]));
+    }
+
+    #[test]
+    fn unsendable_metadata_names_the_key() {
+        let err = headers(b"x", None, &pairs(&[("bad key", "v")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "request metadata \"bad key\" cannot be sent as a NATS header: names must be printable ASCII without ':' or spaces"
+        );
+        let err = headers(b"x", None, &pairs(&[("k", "a\r\nb")])).unwrap_err();
+        assert!(err.to_string().contains("line breaks"), "{err}");
     }
 }

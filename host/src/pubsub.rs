@@ -387,7 +387,7 @@ async fn pump(
     topic: String,
     stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    const MAX_MESSAGES: u32 = 256;
+    const MAX_MESSAGES: u32 = 1024;
     const WAIT_MS: u32 = 1_000;
     let api = instance.bindings.dapr_jetstream_pubsub();
     while !*stop.borrow() {
