@@ -10,6 +10,7 @@
 mod app;
 pub(crate) mod bindings;
 mod error;
+pub mod http_app;
 mod instance;
 mod log;
 pub mod manifest;
@@ -22,6 +23,7 @@ mod transport;
 
 pub use app::{AppStatus, Handler, Message};
 pub use error::Error;
+pub use http_app::HttpApp;
 pub use pubsub::{
     BulkEntry, BulkEntryResult, ConnectionSettings, ConsumerSummary, Metadata, PubSub, PublishAck,
     PublishRequest, Subscription,

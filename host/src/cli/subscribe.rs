@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use clap::Args;
-use jetstream_pubsub_host::{AppStatus, Message};
+use jetstream_pubsub_host::{AppStatus, HttpApp, Message};
 use tokio::sync::Notify;
 
 use super::{ComponentArgs, Failure};
@@ -25,6 +25,13 @@ pub(crate) struct SubscribeArgs {
     /// Fail if `--count` messages (or, without it, a first message) have not arrived in time.
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
+    /// POST each message to this URL, as the Dapr sidecar delivers to an app, instead of
+    /// printing it; the app's answer decides ack, retry or drop.
+    #[arg(long, value_name = "URL")]
+    app_url: Option<String>,
+    /// With `--app-url`: how long one delivery may take before it is retried.
+    #[arg(long, value_name = "SECS", default_value_t = jetstream_pubsub_host::http_app::DEFAULT_TIMEOUT.as_secs_f64(), requires = "app_url")]
+    app_timeout: f64,
 }
 
 /// One printed line per message.
@@ -63,56 +70,137 @@ fn print(message: &Message) -> std::io::Result<()> {
     stdout.flush()
 }
 
-/// Prints messages until `limit` have been printed; later ones are handed back to the
-/// server (retry) so that nothing beyond the count is consumed and lost.
-struct Printer {
-    printed: AtomicU64,
+/// Counts acknowledged deliveries against `--count`. A delivery takes a slot before it is
+/// handled and gives it back unless it is acknowledged; once every slot is taken, further
+/// messages are handed back to the server (retry) so that nothing beyond the count is
+/// consumed and lost. `done` fires when `limit` deliveries are acknowledged, which in
+/// parallel mode can be after later slots were taken.
+struct Quota {
+    taken: AtomicU64,
+    acked: AtomicU64,
     limit: Option<u64>,
     done: Notify,
 }
 
-impl Printer {
-    fn handle(&self, message: &Message) -> AppStatus {
-        let taken = self.printed.fetch_add(1, Ordering::SeqCst);
-        if self.limit.is_some_and(|limit| taken >= limit) {
-            self.printed.fetch_sub(1, Ordering::SeqCst);
-            return AppStatus::Retry;
+impl Quota {
+    fn new(limit: Option<u64>) -> Self {
+        Self {
+            taken: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            limit,
+            done: Notify::new(),
         }
-        if let Err(err) = print(message) {
-            tracing::error!(error = %err, "cannot write to stdout");
-            self.printed.fetch_sub(1, Ordering::SeqCst);
-            return AppStatus::Retry;
+    }
+
+    /// Takes a slot; false when the count is already spoken for.
+    fn take(&self) -> bool {
+        match self.limit {
+            None => true,
+            Some(limit) => self
+                .taken
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |taken| {
+                    (taken < limit).then_some(taken + 1)
+                })
+                .is_ok(),
         }
-        if self.limit.is_some_and(|limit| taken + 1 >= limit) {
-            self.done.notify_one();
+    }
+
+    /// Settles a taken slot with the handler's status.
+    fn settle(&self, status: AppStatus) {
+        if status == AppStatus::Success {
+            let acked = self.acked.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.limit.is_some_and(|limit| acked >= limit) {
+                self.done.notify_one();
+            }
+        } else if self.limit.is_some() {
+            self.taken.fetch_sub(1, Ordering::SeqCst);
         }
-        AppStatus::Success
+    }
+
+    fn acked(&self) -> u64 {
+        self.acked.load(Ordering::SeqCst)
+    }
+}
+
+/// Where messages go: stdout, or an HTTP app.
+enum Sink {
+    Print,
+    Http(HttpApp),
+}
+
+impl Sink {
+    async fn deliver(&self, message: Message) -> AppStatus {
+        match self {
+            Sink::Print => match print(&message) {
+                Ok(()) => AppStatus::Success,
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot write to stdout");
+                    AppStatus::Retry
+                }
+            },
+            Sink::Http(app) => app.deliver(message).await,
+        }
     }
 }
 
 pub(crate) async fn run(args: SubscribeArgs) -> Result<(), Failure> {
+    let sink = match &args.app_url {
+        None => Sink::Print,
+        Some(url) => {
+            let timeout = Duration::try_from_secs_f64(args.app_timeout)
+                .ok()
+                .filter(|t| !t.is_zero())
+                .ok_or_else(|| {
+                    Failure::Usage(format!(
+                        "--app-timeout {} is not a positive number of seconds",
+                        args.app_timeout
+                    ))
+                })?;
+            Sink::Http(
+                HttpApp::new(url)
+                    .map_err(|err| Failure::Usage(err.to_string()))?
+                    .timeout(timeout),
+            )
+        }
+    };
+    let timeout = args
+        .timeout
+        .map(|secs| {
+            Duration::try_from_secs_f64(secs)
+                .map_err(|_| Failure::Usage(format!("--timeout {secs} is not a number of seconds")))
+        })
+        .transpose()?;
     let (runtime, pubsub) = args.component.pubsub().await?;
-    let printer = Arc::new(Printer {
-        printed: AtomicU64::new(0),
-        limit: args.count,
-        done: Notify::new(),
-    });
+    let quota = Arc::new(Quota::new(args.count));
+    let sink = Arc::new(sink);
     let handler = {
-        let printer = printer.clone();
+        let quota = quota.clone();
         move |message: Message| {
-            let status = printer.handle(&message);
-            async move { status }
+            let quota = quota.clone();
+            let sink = sink.clone();
+            async move {
+                if !quota.take() {
+                    return AppStatus::Retry;
+                }
+                let status = sink.deliver(message).await;
+                quota.settle(status);
+                status
+            }
         }
     };
     let subscription = pubsub.subscribe(&args.topic, handler).await?;
-    let timeout = args.timeout.map(Duration::from_secs_f64);
+    let what = match &args.app_url {
+        None => "received".to_string(),
+        Some(url) => format!("acknowledged by {url}"),
+    };
     let outcome = tokio::select! {
-        _ = printer.done.notified(), if args.count.is_some() => Ok(()),
+        _ = quota.done.notified(), if args.count.is_some() => Ok(()),
         _ = async { match timeout { Some(t) => tokio::time::sleep(t).await, None => std::future::pending().await } } => {
-            let printed = printer.printed.load(Ordering::SeqCst);
+            let acked = quota.acked();
+            let secs = timeout.unwrap_or_default().as_secs_f64();
             Err(Failure::Failed(match args.count {
-                Some(count) => format!("timed out after {}s: received {printed} of {count} messages", timeout.unwrap_or_default().as_secs_f64()),
-                None => format!("timed out after {}s: received {printed} messages", timeout.unwrap_or_default().as_secs_f64()),
+                Some(count) => format!("timed out after {secs}s: {what} {acked} of {count} messages"),
+                None => format!("timed out after {secs}s: {what} {acked} messages"),
             }))
         }
         _ = shutdown_signal() => Ok(()),
