@@ -2,7 +2,8 @@
 //! rejects the input, and say key, value and rule where we reject more (a deliberate fix).
 //!
 //! No variant ever carries the value of a secret key (`jwt`, `seedKey`, `token`,
-//! `tls_client_cert`, `tls_client_key`): those keys can only fail by being missing.
+//! `tls_client_cert`, `tls_client_key`, `password`, `credsFile`, `nkey`): those keys can only
+//! fail by being missing, or (`nkey`) by a shape check whose text names the key only.
 
 use std::fmt;
 
@@ -34,6 +35,17 @@ pub enum MetadataError {
     MissingTlsClientKey,
     /// `tls_client_key` without `tls_client_cert`. Dapr parity.
     MissingTlsClientCert,
+    /// `user` without `password` (keys beyond the reference). Worded like the reference's
+    /// pairing errors.
+    MissingPassword,
+    /// `password` without `user` (keys beyond the reference).
+    MissingUser,
+    /// `nkey` is not an nkey user seed (it must start with `SU`). The value is a secret and is
+    /// never printed.
+    NotAUserSeed {
+        /// Canonical key name.
+        key: &'static str,
+    },
     /// `deliverPolicy` is not one of `all`, `""`, `last`, `new`, `sequence`, `time` (exact case).
     /// Dapr parity.
     InvalidDeliverPolicy {
@@ -100,6 +112,12 @@ impl fmt::Display for MetadataError {
             Self::MissingJwt => f.write_str("missing jwt"),
             Self::MissingTlsClientKey => f.write_str("missing tls client key"),
             Self::MissingTlsClientCert => f.write_str("missing tls client cert"),
+            Self::MissingPassword => f.write_str("missing password (user is set)"),
+            Self::MissingUser => f.write_str("missing user (password is set)"),
+            Self::NotAUserSeed { key } => write!(
+                f,
+                "invalid {key}: not an nkey user seed (expected a seed starting with SU; the value is not shown)"
+            ),
             Self::InvalidDeliverPolicy { value } => write!(
                 f,
                 "deliver policy {value} is not one of: all, last, new, sequence, time"

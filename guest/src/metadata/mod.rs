@@ -16,6 +16,7 @@
 //! assert_eq!(metadata.name, "dapr.io - pubsub.jetstream");
 //! ```
 
+pub mod credentials;
 pub mod decode;
 mod deliver;
 mod error;
@@ -35,7 +36,8 @@ pub use secret::Secret;
 use decode::{Base, decode_duration, decode_duration_list, is_truthy, parse_int, parse_uint};
 use deliver::{RequestedPolicy, StartOptions};
 
-/// Every metadata key the component reads, in canonical spelling. Keys are matched
+/// Every metadata key the component reads, in canonical spelling. `user`, `password`,
+/// `credsFile`, `nkey` and `tls_ca` are ours, beyond the reference (which ignores them). Keys are matched
 /// case-insensitively (Go `strings.EqualFold`) except the `backOff*` retry-config keys, whose
 /// `backOff` prefix is case-sensitive as in the reference. Anything else is ignored.
 pub const KEYS: &[&str] = &[
@@ -45,6 +47,11 @@ pub const KEYS: &[&str] = &[
     "token",
     "tls_client_cert",
     "tls_client_key",
+    "user",
+    "password",
+    "credsFile",
+    "nkey",
+    "tls_ca",
     "name",
     "streamName",
     "durableName",
@@ -112,6 +119,18 @@ pub struct Metadata {
     /// `tls_client_key`: a file path or inline PEM text, as given. Always together with
     /// `tls_client_cert`.
     pub tls_client_key: Option<Secret>,
+    /// `user`, for user/password auth (beyond the reference). Always together with `password`.
+    pub user: Option<String>,
+    /// `password`, for user/password auth (beyond the reference). Always together with `user`.
+    pub password: Option<Secret>,
+    /// `credsFile`: a `.creds` file path, or its content inline (beyond the reference). Secret
+    /// because the content holds the user's seed.
+    pub creds_file: Option<Secret>,
+    /// `nkey`: an nkey user seed (`SU...`) for plain nkey auth (beyond the reference).
+    pub nkey: Option<Secret>,
+    /// `tls_ca`: a file path or inline PEM of the CA certificates the server certificate must
+    /// chain to (beyond the reference, which only trusts the system roots). Public material.
+    pub tls_ca: Option<String>,
     /// `streamName`; `None` when absent or empty (the stream is then looked up by topic).
     pub stream_name: Option<String>,
     /// `durableName`; `None` (ephemeral consumer) when absent or empty.
@@ -178,7 +197,7 @@ impl Metadata {
 ///    `missing tls client key`, `missing tls client cert`, `deliverPolicy` value,
 ///    `concurrencyMode` value;
 /// 4. the `backOff*` retry-config keys (the reference checks them later in Init);
-/// 5. deliberate early checks: `concurrency` value, durations/replicas/startTime ranges,
+/// 5. deliberate early checks: `user` / `password` pairing, `nkey` shape, `concurrency` value, durations/replicas/startTime ranges,
 ///    subject names, deliver-policy conflicts.
 pub fn parse(props: &[(String, String)]) -> Result<Metadata, MetadataError> {
     key::check_duplicates(props)?;
@@ -194,6 +213,11 @@ struct RawMetadata<'a> {
     token: &'a str,
     tls_client_cert: &'a str,
     tls_client_key: &'a str,
+    user: &'a str,
+    password: &'a str,
+    creds_file: &'a str,
+    nkey: &'a str,
+    tls_ca: &'a str,
     name: &'a str,
     stream_name: &'a str,
     durable_name: &'a str,
@@ -297,6 +321,11 @@ impl<'a> RawMetadata<'a> {
             token: d.string("token"),
             tls_client_cert: d.string("tls_client_cert"),
             tls_client_key: d.string("tls_client_key"),
+            user: d.string("user"),
+            password: d.string("password"),
+            creds_file: d.string("credsFile"),
+            nkey: d.string("nkey"),
+            tls_ca: d.string("tls_ca"),
             name: d.string("name"),
             stream_name: d.string("streamName"),
             durable_name: d.string("durableName"),
@@ -362,6 +391,14 @@ impl<'a> RawMetadata<'a> {
         retry::validate(props).map_err(MetadataError::RetryConfig)?;
 
         // Deliberate early checks.
+        match (self.user.is_empty(), self.password.is_empty()) {
+            (false, true) => return Err(MetadataError::MissingPassword),
+            (true, false) => return Err(MetadataError::MissingUser),
+            _ => {}
+        }
+        if !self.nkey.is_empty() && !self.nkey.starts_with("SU") {
+            return Err(MetadataError::NotAUserSeed { key: "nkey" });
+        }
         let concurrency = match (mode, concurrency("concurrency", self.concurrency)?) {
             (Some(mode), _) | (None, Some(mode)) => mode,
             (None, None) => Concurrency::Single,
@@ -411,6 +448,11 @@ impl<'a> RawMetadata<'a> {
             token: secret(self.token),
             tls_client_cert: secret(self.tls_client_cert),
             tls_client_key: secret(self.tls_client_key),
+            user: non_empty(self.user),
+            password: secret(self.password),
+            creds_file: secret(self.creds_file),
+            nkey: secret(self.nkey),
+            tls_ca: non_empty(self.tls_ca),
             stream_name: non_empty(self.stream_name),
             durable_name: non_empty(self.durable_name),
             queue_group_name: non_empty(self.queue_group_name),

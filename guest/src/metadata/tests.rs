@@ -44,6 +44,11 @@ fn defaults() -> Metadata {
         token: None,
         tls_client_cert: None,
         tls_client_key: None,
+        user: None,
+        password: None,
+        creds_file: None,
+        nkey: None,
+        tls_ca: None,
         stream_name: None,
         durable_name: None,
         queue_group_name: None,
@@ -864,11 +869,7 @@ fn absent_deliver_policy_uses_the_seed_era_inference() {
 
 #[test]
 fn unknown_keys_are_ignored() {
-    let m = parse_with_url(&[
-        ("consumerID", "app"),
-        ("hearbeat", "x"),
-        ("credsFile", "/x"),
-    ]);
+    let m = parse_with_url(&[("consumerID", "app"), ("hearbeat", "x"), ("userName", "x")]);
     assert_eq!(m, Ok(defaults()));
     // `backoff` is not unknown: it matches `backOff` case-insensitively, so its value is decoded.
     let m = parse_with_url(&[("backoff", "[bad")]);
@@ -909,6 +910,10 @@ fn secrets_never_appear_in_errors_or_debug() {
         ("token", SECRET),
         ("tls_client_cert", SECRET),
         ("tls_client_key", SECRET),
+        ("user", "alice"),
+        ("password", SECRET),
+        ("credsFile", SECRET),
+        ("nkey", SECRET),
     ];
     let with_all = |extra: &[(&'static str, &'static str)]| {
         let mut v = vec![URL];
@@ -932,6 +937,9 @@ fn secrets_never_appear_in_errors_or_debug() {
         vec![URL, ("seedKey", SECRET), ("token", SECRET)],
         vec![URL, ("tls_client_cert", SECRET), ("token", SECRET)],
         vec![URL, ("tls_client_key", SECRET), ("token", SECRET)],
+        vec![URL, ("password", SECRET), ("nkey", SECRET)],
+        vec![URL, ("user", "u"), ("credsFile", SECRET), ("token", SECRET)],
+        vec![URL, ("nkey", "xSUPERSECRET-8f3a"), ("token", SECRET)],
         // later checks
         with_all(&[("deliverPolicy", "x")]),
         with_all(&[("concurrencyMode", "x")]),
@@ -959,7 +967,7 @@ fn secrets_never_appear_in_errors_or_debug() {
 
 #[test]
 fn keys_table_is_complete() {
-    assert_eq!(KEYS.len(), 36);
+    assert_eq!(KEYS.len(), 41);
     for key in retry::KEYS {
         assert!(KEYS.contains(key), "{key}");
     }
@@ -1051,5 +1059,61 @@ proptest! {
                 let _ = format!("{err:?}");
             }
         }
+    }
+}
+
+/// The keys beyond the reference: values kept as given (secrets wrapped), pairing and shape
+/// errors with exact texts that name the key and never the value.
+#[test]
+fn auth_keys_beyond_the_reference() {
+    let m = parse_with_url(&[
+        ("user", "alice"),
+        ("password", "pw"),
+        ("credsFile", "/etc/nats/u.creds"),
+        ("nkey", "SUAKEY"),
+        ("tls_ca", "/etc/nats/ca.pem"),
+    ])
+    .unwrap();
+    assert_eq!(m.user.as_deref(), Some("alice"));
+    assert_eq!(m.password.as_ref().map(Secret::expose), Some("pw"));
+    assert_eq!(
+        m.creds_file.as_ref().map(Secret::expose),
+        Some("/etc/nats/u.creds")
+    );
+    assert_eq!(m.nkey.as_ref().map(Secret::expose), Some("SUAKEY"));
+    assert_eq!(m.tls_ca.as_deref(), Some("/etc/nats/ca.pem"));
+    // Case-insensitive like every key; empty means absent.
+    let m = parse_with_url(&[
+        ("USER", "a"),
+        ("Password", "b"),
+        ("TLS_CA", ""),
+        ("credsfile", ""),
+    ])
+    .unwrap();
+    assert_eq!(
+        (m.user.as_deref(), m.tls_ca, m.creds_file),
+        (Some("a"), None, None)
+    );
+
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[URL, ("user", "alice")], "missing password (user is set)"),
+        (
+            &[URL, ("user", "alice"), ("password", "")],
+            "missing password (user is set)",
+        ),
+        (&[URL, ("password", "pw")], "missing user (password is set)"),
+        (
+            &[URL, ("nkey", "UAPUBLICKEY")],
+            "invalid nkey: not an nkey user seed (expected a seed starting with SU; the value is not shown)",
+        ),
+        (
+            &[URL, ("nkey", "SAACCOUNTSEED")],
+            "invalid nkey: not an nkey user seed (expected a seed starting with SU; the value is not shown)",
+        ),
+        // The reference's checks come first.
+        (&[URL, ("jwt", "j"), ("password", "pw")], "missing seed key"),
+    ];
+    for &(input, want) in cases {
+        assert_eq!(error_text(input), want, "{input:?}");
     }
 }
