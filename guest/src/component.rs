@@ -181,7 +181,8 @@ impl Guest for Component {
                         )));
                     }
                     Err(err) => {
-                        return Err(transport_error(
+                        return Err(api_error(
+                            ready,
                             &format!("looking up the stream for {topic}"),
                             &err,
                         ));
@@ -189,11 +190,7 @@ impl Guest for Component {
                 },
             };
             let plan = plan_consumer(&ready.metadata, &topic);
-            let (consumer, deliver_subject) = bind_or_create(ready, &stream, &topic, &plan)?;
-            let subscription = ready
-                .connection
-                .subscribe(&deliver_subject, plan.deliver_group.as_deref())
-                .map_err(|err| transport_error(&format!("subscribing to {topic}"), &err))?;
+            let (consumer, subscription) = listen(ready, &stream, &topic, &plan)?;
             if let Some(interval) = keep_alive_interval(&plan) {
                 subscription.keep_alive(interval);
             }
@@ -320,49 +317,120 @@ fn send_answers(
         .map_err(|err| transport_error(&format!("acknowledging on {}", subscribed.topic), &err))
 }
 
-/// Finds the durable to join, or creates the consumer the plan describes.
+/// How a subscription came by its consumer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    /// This instance created it (or believes so: see [`listen`]).
+    Created,
+    /// It existed and this instance joined it.
+    Joined,
+}
+
+/// Binds to or creates the consumer the plan describes, and listens on its deliver subject.
+///
+/// Why the read-back: two replicas of a durable starting together both find no consumer and
+/// both create it, each with a fresh inbox. JetStream 2.9 lets the later create move the
+/// deliver subject while nobody listens on the earlier one, which would leave the earlier
+/// replica listening where nothing is sent. So the creator of a durable reads it back once it
+/// listens (after that, a move is refused with "consumer name already in use") and, if the
+/// deliver subject moved, joins the consumer where it now is, under the binding rules.
+fn listen(
+    ready: &Ready,
+    stream: &str,
+    topic: &str,
+    plan: &ConsumerPlan,
+) -> Result<(transport::ConsumerInfo, transport::Subscription), Error> {
+    let (consumer, deliver_subject, bound) = bind_or_create(ready, stream, topic, plan)?;
+    let subscription = listen_on(ready, topic, &deliver_subject, plan)?;
+    let (Bound::Created, Some(durable)) = (bound, &plan.durable_name) else {
+        return Ok((consumer, subscription));
+    };
+    match consumer_info(ready, stream, durable)? {
+        Some(current)
+            if current.config.deliver_subject.as_deref() != Some(deliver_subject.as_str()) =>
+        {
+            let _ = subscription.unsubscribe();
+            let (consumer, deliver_subject) = join(ready, stream, topic, plan, &current)?;
+            let subscription = listen_on(ready, topic, &deliver_subject, plan)?;
+            Ok((consumer, subscription))
+        }
+        _ => Ok((consumer, subscription)),
+    }
+}
+
+/// Finds the durable to join, or creates the consumer the plan describes. A create that
+/// loses a race to another replica (the durable appeared since we looked) joins the winner.
 fn bind_or_create(
     ready: &Ready,
     stream: &str,
     topic: &str,
     plan: &ConsumerPlan,
-) -> Result<(transport::ConsumerInfo, String), Error> {
-    let mut config = consumer_config(plan);
-    if let Some(durable) = &plan.durable_name {
-        let existing = ready
-            .connection
-            .consumer_info(stream, durable)
-            .map_err(|err| {
-                transport_error(
-                    &format!("consumer info of {durable:?} on stream {stream:?}"),
-                    &err,
-                )
-            })?;
-        if let Some(existing) = existing {
-            let deliver_subject = binding::check(
-                &existing_consumer(&existing),
-                topic,
-                plan.deliver_group.as_deref(),
-            )
-            .map_err(|err| Error::Terminal(err.to_string()))?;
-            // Same durable, maybe new settings: update in place where the server allows it,
-            // keeping the deliver subject its other subscribers listen on.
-            config.deliver_subject = Some(deliver_subject.clone());
-            let info = ready.connection.create_consumer(stream, &config).map_err(|err| match err {
-                TransportError::Jetstream(api) => Error::Terminal(format!(
-                    "consumer name already in use: creating consumer {durable:?} on stream {stream:?}: {}",
-                    api.description
-                )),
-                other => transport_error("updating the consumer", &other),
-            })?;
-            return Ok((info, deliver_subject));
-        }
+) -> Result<(transport::ConsumerInfo, String, Bound), Error> {
+    let Some(durable) = &plan.durable_name else {
+        let (info, deliver_subject) = create(ready, stream, topic, plan)?;
+        return Ok((info, deliver_subject, Bound::Created));
+    };
+    if let Some(existing) = consumer_info(ready, stream, durable)? {
+        let (info, deliver_subject) = join(ready, stream, topic, plan, &existing)?;
+        return Ok((info, deliver_subject, Bound::Joined));
     }
+    match create(ready, stream, topic, plan) {
+        Ok((info, deliver_subject)) => Ok((info, deliver_subject, Bound::Created)),
+        Err(err) => match consumer_info(ready, stream, durable) {
+            Ok(Some(existing)) => {
+                let (info, deliver_subject) = join(ready, stream, topic, plan, &existing)?;
+                Ok((info, deliver_subject, Bound::Joined))
+            }
+            _ => Err(err),
+        },
+    }
+}
+
+/// Joins an existing durable: the binding rules first (reference §5.4), then the plan is
+/// sent with the durable's deliver subject, so the server updates it in place where it can
+/// and its other subscribers keep listening where they do.
+fn join(
+    ready: &Ready,
+    stream: &str,
+    topic: &str,
+    plan: &ConsumerPlan,
+    existing: &transport::ConsumerInfo,
+) -> Result<(transport::ConsumerInfo, String), Error> {
+    let durable = &existing.name;
+    let deliver_subject = binding::check(
+        &existing_consumer(existing),
+        topic,
+        plan.deliver_group.as_deref(),
+    )
+    .map_err(|err| Error::Terminal(err.to_string()))?;
+    let mut config = consumer_config(plan);
+    config.deliver_subject = Some(deliver_subject.clone());
     let info = ready
         .connection
         .create_consumer(stream, &config)
+        .map_err(|err| match err {
+            TransportError::Jetstream(api) => Error::Terminal(format!(
+                "consumer name already in use: creating consumer {durable:?} on stream {stream:?}: {}",
+                api.description
+            )),
+            other => api_error(ready, "updating the consumer", &other),
+        })?;
+    Ok((info, deliver_subject))
+}
+
+/// Creates the consumer the plan describes, on a fresh inbox the host picks.
+fn create(
+    ready: &Ready,
+    stream: &str,
+    topic: &str,
+    plan: &ConsumerPlan,
+) -> Result<(transport::ConsumerInfo, String), Error> {
+    let info = ready
+        .connection
+        .create_consumer(stream, &consumer_config(plan))
         .map_err(|err| {
-            transport_error(
+            api_error(
+                ready,
                 &format!("creating a consumer on stream {stream:?} for {topic}"),
                 &err,
             )
@@ -374,6 +442,48 @@ fn bind_or_create(
         ))
     })?;
     Ok((info, deliver_subject))
+}
+
+fn consumer_info(
+    ready: &Ready,
+    stream: &str,
+    durable: &str,
+) -> Result<Option<transport::ConsumerInfo>, Error> {
+    ready
+        .connection
+        .consumer_info(stream, durable)
+        .map_err(|err| {
+            api_error(
+                ready,
+                &format!("consumer info of {durable:?} on stream {stream:?}"),
+                &err,
+            )
+        })
+}
+
+fn listen_on(
+    ready: &Ready,
+    topic: &str,
+    deliver_subject: &str,
+    plan: &ConsumerPlan,
+) -> Result<transport::Subscription, Error> {
+    ready
+        .connection
+        .subscribe(deliver_subject, plan.deliver_group.as_deref())
+        .map_err(|err| transport_error(&format!("subscribing to {topic}"), &err))
+}
+
+/// A failed JetStream API request. When nothing answered, the request went to an API
+/// prefix no JetStream serves: the error names it, since a wrong `domain` or `apiPrefix`
+/// is the usual cause.
+fn api_error(ready: &Ready, what: &str, err: &TransportError) -> Error {
+    match err {
+        TransportError::NoResponders(_) => Error::Retriable(format!(
+            "{what}: no JetStream answered on {} (check domain and apiPrefix, and that JetStream is enabled)",
+            ready.metadata.api_prefix()
+        )),
+        other => transport_error(what, other),
+    }
 }
 
 /// Half the ack wait the server applies (JetStream: the first backoff step when there is a

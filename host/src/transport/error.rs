@@ -7,10 +7,15 @@ pub(crate) type TransportError = WitError;
 
 /// The JetStream API error inside an async-nats error, when there is one.
 pub(crate) fn api_error(err: &async_nats::jetstream::Error) -> WitError {
+    // async-nats prints "<description> (code N, error code M)" and has no accessor for the
+    // description alone; the contract carries the codes in their own fields.
+    let text = err.to_string();
+    let codes = format!(" (code {}, error code {})", err.code(), err.error_code().0);
+    let description = text.strip_suffix(&codes).unwrap_or(&text).to_string();
     WitError::Jetstream(ApiError {
         status: err.code() as u16,
         code: err.error_code().0 as u16,
-        description: err.to_string(),
+        description,
     })
 }
 
@@ -30,7 +35,21 @@ pub(crate) fn from_consumer_error(
 }
 
 /// A failed API request: "no responders" means JetStream is not there to answer.
-pub(crate) fn request_error(what: &str, err: &dyn std::error::Error) -> WitError {
+pub(crate) fn request_error(what: &str, err: &(dyn std::error::Error + 'static)) -> WitError {
+    use async_nats::jetstream::context::{RequestError, RequestErrorKind};
+    // async-nats words no responders as "requested JetStream resource does not exist",
+    // which misleads: nothing answered on the API prefix at all. Match the kind, not text.
+    let mut source = Some(err);
+    while let Some(cause) = source {
+        if let Some(request) = cause.downcast_ref::<RequestError>()
+            && request.kind() == RequestErrorKind::NoResponders
+        {
+            return WitError::NoResponders(format!(
+                "{what}: JetStream did not answer (is JetStream enabled?)"
+            ));
+        }
+        source = cause.source();
+    }
     let text = error_chain(err);
     if text.contains("no responders") {
         WitError::NoResponders(format!(
