@@ -56,6 +56,7 @@ pub async fn pubsub(server: &NatsServer, extra: &[(&str, &str)]) -> (Runtime, Pu
 #[derive(Clone, Default)]
 pub struct Recorder {
     messages: Arc<Mutex<Vec<Message>>>,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl Recorder {
@@ -69,12 +70,13 @@ impl Recorder {
         &self,
         decide: impl Fn(&Message, usize) -> AppStatus + Send + Sync + 'static,
     ) -> impl Fn(Message) -> std::future::Ready<AppStatus> + Send + Sync + 'static {
-        let messages = self.messages.clone();
+        let (messages, arrivals) = (self.messages.clone(), self.arrivals.clone());
         move |message: Message| {
             let mut seen = messages.lock().expect("recorder lock");
             let nth = seen.iter().filter(|m| m.data == message.data).count() + 1;
             let status = decide(&message, nth);
             seen.push(message);
+            arrivals.lock().expect("recorder lock").push(Instant::now());
             std::future::ready(status)
         }
     }
@@ -84,6 +86,11 @@ impl Recorder {
         &self,
     ) -> impl Fn(Message) -> std::future::Ready<AppStatus> + Send + Sync + 'static {
         self.handler(|_, _| AppStatus::Success)
+    }
+
+    /// When each message arrived, in arrival order.
+    pub fn arrivals(&self) -> Vec<Instant> {
+        self.arrivals.lock().expect("recorder lock").clone()
     }
 
     pub fn messages(&self) -> Vec<Message> {

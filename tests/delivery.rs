@@ -1,0 +1,702 @@
+//! Delivery guarantees through the real component in wasmtime against a real
+//! nats-server: acks and redelivery, long handlers, single and parallel modes, competing
+//! consumers, wildcards, headers, bulk publish, many subscriptions, unsubscribe and close.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use jetstream_pubsub_host::nats_server::ServerOptions;
+use jetstream_pubsub_host::{AppStatus, BulkEntry, Error, Message, PublishRequest};
+use support::Recorder;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Consumer info straight from the server, with a plain async-nats client.
+async fn consumer_info(
+    url: &str,
+    stream: &str,
+    durable: &str,
+) -> Option<async_nats::jetstream::consumer::Info> {
+    let client = async_nats::connect(url).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let mut consumer = jetstream
+        .get_consumer_from_stream::<async_nats::jetstream::consumer::Config, _, _>(durable, stream)
+        .await
+        .ok()?;
+    consumer.info().await.ok().cloned()
+}
+
+#[tokio::test]
+async fn max_deliver_stops_redelivery() {
+    let server = support::server();
+    support::stream(&server, "JOBS", &["jobs"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[("maxDeliver", "2")]).await;
+    let recorder = Recorder::new();
+    let subscription = pubsub
+        .subscribe("jobs", recorder.handler(|_, _| AppStatus::Retry))
+        .await
+        .unwrap();
+    pubsub
+        .publish("jobs", b"always-fails".to_vec())
+        .await
+        .unwrap();
+    recorder
+        .wait_until(WAIT, "two deliveries", |m| m.len() >= 2)
+        .await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(
+        recorder.count_of("always-fails"),
+        2,
+        "maxDeliver 2: delivered twice, then never again"
+    );
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn retries_follow_the_backoff_steps() {
+    let server = support::server();
+    support::stream(&server, "JOBS", &["jobs"]).await;
+    // nats-server 2.9 wants maxDeliver > len(backOff).
+    let (runtime, pubsub) =
+        support::pubsub(&server, &[("backOff", "300ms, 900ms"), ("maxDeliver", "3")]).await;
+    let recorder = Recorder::new();
+    let subscription = pubsub
+        .subscribe("jobs", recorder.handler(|_, _| AppStatus::Retry))
+        .await
+        .unwrap();
+    pubsub.publish("jobs", b"flaky".to_vec()).await.unwrap();
+    recorder
+        .wait_until(WAIT, "three deliveries", |m| m.len() >= 3)
+        .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let arrivals = recorder.arrivals();
+    assert_eq!(
+        arrivals.len(),
+        3,
+        "maxDeliver 3 ends it: {:?}",
+        recorder.payloads()
+    );
+    assert!(
+        arrivals[1] - arrivals[0] >= Duration::from_millis(280),
+        "first retry after ~300ms: {:?}",
+        arrivals[1] - arrivals[0]
+    );
+    assert!(
+        arrivals[2] - arrivals[1] >= Duration::from_millis(850),
+        "second retry after ~900ms: {:?}",
+        arrivals[2] - arrivals[1]
+    );
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_handler_longer_than_ack_wait_is_not_redelivered() {
+    let server = support::server();
+    support::stream(&server, "SLOW", &["slow"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[("ackWait", "1s")]).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let calls = calls.clone();
+        move |_message: Message| {
+            let calls = calls.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(2_500)).await;
+                AppStatus::Success
+            }
+        }
+    };
+    let subscription = pubsub.subscribe("slow", handler).await.unwrap();
+    pubsub
+        .publish("slow", b"takes-2.5s".to_vec())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while calls.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Two and a half ack waits pass while the handler runs, and one more after it acked.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "in-progress kept the message from being redelivered"
+    );
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn ack_policy_none_sends_no_answers() {
+    let server = support::server();
+    support::stream(&server, "FIRE", &["fire"]).await;
+    let (runtime, pubsub) = support::pubsub(
+        &server,
+        &[
+            ("ackPolicy", "none"),
+            ("durableName", "fire"),
+            ("ackWait", "1s"),
+        ],
+    )
+    .await;
+    let recorder = Recorder::new();
+    let subscription = pubsub
+        .subscribe("fire", recorder.handler(|_, _| AppStatus::Retry))
+        .await
+        .unwrap();
+    pubsub.publish("fire", b"once".to_vec()).await.unwrap();
+    recorder
+        .wait_until(WAIT, "the message", |m| !m.is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        recorder.count_of("once"),
+        1,
+        "ack policy none: a failed message is not redelivered"
+    );
+    let info = consumer_info(&server.url(), "FIRE", "fire")
+        .await
+        .expect("durable exists");
+    assert_eq!(
+        info.config.ack_policy,
+        async_nats::jetstream::consumer::AckPolicy::None
+    );
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn single_mode_delivers_one_at_a_time_in_order() {
+    let server = support::server();
+    support::stream(&server, "SEQ", &["seq"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    for n in 0..200 {
+        pubsub
+            .publish("seq", format!("m-{n}").into_bytes())
+            .await
+            .unwrap();
+    }
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let max_in_flight = Arc::new(AtomicUsize::new(0));
+    let recorder = Recorder::new();
+    let record = recorder.accept_all();
+    let handler = {
+        let (in_flight, max_in_flight) = (in_flight.clone(), max_in_flight.clone());
+        move |message: Message| {
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            max_in_flight.fetch_max(now, Ordering::SeqCst);
+            let status = record(message);
+            let in_flight = in_flight.clone();
+            async move {
+                tokio::task::yield_now().await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                status.await
+            }
+        }
+    };
+    let subscription = pubsub.subscribe("seq", handler).await.unwrap();
+    recorder
+        .wait_until(WAIT, "200 messages", |m| m.len() >= 200)
+        .await;
+    let expected: Vec<String> = (0..200).map(|n| format!("m-{n}")).collect();
+    assert_eq!(
+        recorder.payloads(),
+        expected,
+        "single mode keeps publish order"
+    );
+    assert_eq!(
+        max_in_flight.load(Ordering::SeqCst),
+        1,
+        "one handler at a time"
+    );
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn parallel_mode_runs_handlers_concurrently_bounded_by_max_ack_pending() {
+    let server = support::server();
+    support::stream(&server, "PAR", &["par"]).await;
+    let (runtime, pubsub) = support::pubsub(
+        &server,
+        &[("concurrency", "parallel"), ("maxAckPending", "20")],
+    )
+    .await;
+    for n in 0..100 {
+        pubsub
+            .publish("par", format!("p-{n}").into_bytes())
+            .await
+            .unwrap();
+    }
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let max_in_flight = Arc::new(AtomicUsize::new(0));
+    let recorder = Recorder::new();
+    // p-7 fails the first time: it must come back, the others must not.
+    let record = recorder.handler(|m, nth| {
+        if m.data == b"p-7" && nth == 1 {
+            AppStatus::Retry
+        } else {
+            AppStatus::Success
+        }
+    });
+    let handler = {
+        let (in_flight, max_in_flight) = (in_flight.clone(), max_in_flight.clone());
+        move |message: Message| {
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            max_in_flight.fetch_max(now, Ordering::SeqCst);
+            let status = record(message);
+            let in_flight = in_flight.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                status.await
+            }
+        }
+    };
+    let subscription = pubsub.subscribe("par", handler).await.unwrap();
+    recorder
+        .wait_until(WAIT, "101 deliveries", |m| m.len() >= 101)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let max = max_in_flight.load(Ordering::SeqCst);
+    assert!(max > 1, "handlers ran concurrently (max in flight {max})");
+    assert!(
+        max <= 20,
+        "never more in flight than maxAckPending 20 (max in flight {max})"
+    );
+    assert_eq!(
+        recorder.count_of("p-7"),
+        2,
+        "the failed message was redelivered"
+    );
+    let unique: HashSet<String> = recorder.payloads().into_iter().collect();
+    assert_eq!(unique.len(), 100);
+    assert_eq!(
+        recorder.messages().len(),
+        101,
+        "acked after the handler: nothing else came back"
+    );
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn competing_consumers_share_the_work_and_resume_after_restart() {
+    let server = support::server();
+    support::stream(&server, "WORK", &["work"]).await;
+    let md = [("durableName", "workers"), ("queueGroupName", "workers")];
+    let (runtime, pubsub) = support::pubsub(&server, &md).await;
+    let (first, second) = (Recorder::new(), Recorder::new());
+    let sub_a = pubsub.subscribe("work", first.accept_all()).await.unwrap();
+    let sub_b = pubsub.subscribe("work", second.accept_all()).await.unwrap();
+    assert_eq!(
+        sub_a.consumer().config["deliver_subject"],
+        sub_b.consumer().config["deliver_subject"],
+        "one shared consumer"
+    );
+    for n in 0..200 {
+        pubsub
+            .publish("work", format!("w-{n}").into_bytes())
+            .await
+            .unwrap();
+    }
+    let total = |a: &Recorder, b: &Recorder| a.messages().len() + b.messages().len();
+    let deadline = Instant::now() + WAIT;
+    while total(&first, &second) < 200 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut all: Vec<String> = first
+        .payloads()
+        .into_iter()
+        .chain(second.payloads())
+        .collect();
+    assert_eq!(all.len(), 200, "each message to exactly one subscriber");
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 200);
+    assert!(
+        !first.messages().is_empty() && !second.messages().is_empty(),
+        "both subscribers got work"
+    );
+
+    // Restart: stop both, publish more, start one again: only the new messages arrive.
+    sub_a.stop().await.unwrap();
+    sub_b.stop().await.unwrap();
+    for n in 200..220 {
+        pubsub
+            .publish("work", format!("w-{n}").into_bytes())
+            .await
+            .unwrap();
+    }
+    let restarted = Recorder::new();
+    let sub_c = pubsub
+        .subscribe("work", restarted.accept_all())
+        .await
+        .unwrap();
+    restarted
+        .wait_until(WAIT, "the 20 new messages", |m| m.len() >= 20)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let expected: Vec<String> = (200..220).map(|n| format!("w-{n}")).collect();
+    assert_eq!(
+        restarted.payloads(),
+        expected,
+        "resumed from the durable's position, no replay"
+    );
+    sub_c.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_durable_subscriber_without_queue_group_is_refused() {
+    let server = support::server();
+    support::stream(&server, "ONE", &["one"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[("durableName", "solo")]).await;
+    let sub = pubsub
+        .subscribe("one", Recorder::new().accept_all())
+        .await
+        .unwrap();
+    let err = pubsub
+        .subscribe("one", Recorder::new().accept_all())
+        .await
+        .err()
+        .expect("second bind refused");
+    assert!(
+        err.to_string()
+            .starts_with("consumer is already bound to a subscription"),
+        "{err}"
+    );
+    sub.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn ephemeral_subscribers_each_get_every_message() {
+    let server = support::server();
+    support::stream(&server, "FAN", &["fan"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let (first, second) = (Recorder::new(), Recorder::new());
+    let sub_a = pubsub.subscribe("fan", first.accept_all()).await.unwrap();
+    let sub_b = pubsub.subscribe("fan", second.accept_all()).await.unwrap();
+    for n in 0..10 {
+        pubsub
+            .publish("fan", format!("f-{n}").into_bytes())
+            .await
+            .unwrap();
+    }
+    first
+        .wait_until(WAIT, "10 on the first", |m| m.len() >= 10)
+        .await;
+    second
+        .wait_until(WAIT, "10 on the second", |m| m.len() >= 10)
+        .await;
+    assert_eq!(first.payloads(), second.payloads());
+    sub_a.stop().await.unwrap();
+    sub_b.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn wildcard_topics_report_pattern_and_subject() {
+    let server = support::server();
+    support::stream(&server, "ORDERS", &["orders.>"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let (one_level, all_levels) = (Recorder::new(), Recorder::new());
+    let star = pubsub
+        .subscribe("orders.*", one_level.accept_all())
+        .await
+        .unwrap();
+    let gt = pubsub
+        .subscribe("orders.>", all_levels.accept_all())
+        .await
+        .unwrap();
+    pubsub.publish("orders.eu", b"a".to_vec()).await.unwrap();
+    pubsub
+        .publish("orders.eu.paris", b"b".to_vec())
+        .await
+        .unwrap();
+    all_levels
+        .wait_until(WAIT, "both on orders.>", |m| m.len() >= 2)
+        .await;
+    one_level
+        .wait_until(WAIT, "one on orders.*", |m| !m.is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let star_seen: Vec<_> = one_level
+        .messages()
+        .iter()
+        .map(|m| (m.topic.clone(), m.subject().to_string()))
+        .collect();
+    assert_eq!(
+        star_seen,
+        vec![("orders.*".to_string(), "orders.eu".to_string())]
+    );
+    let gt_seen: Vec<_> = all_levels
+        .messages()
+        .iter()
+        .map(|m| (m.topic.clone(), m.subject().to_string()))
+        .collect();
+    assert_eq!(
+        gt_seen,
+        vec![
+            ("orders.>".to_string(), "orders.eu".to_string()),
+            ("orders.>".to_string(), "orders.eu.paris".to_string())
+        ]
+    );
+    star.stop().await.unwrap();
+    gt.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn request_metadata_travels_as_headers() {
+    let server = support::server();
+    support::stream(&server, "HDR", &["hdr"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let recorder = Recorder::new();
+    let subscription = pubsub
+        .subscribe("hdr", recorder.accept_all())
+        .await
+        .unwrap();
+    let request = PublishRequest {
+        topic: "hdr".into(),
+        data: b"{\"id\":\"h-1\"}".to_vec(),
+        content_type: Some("application/json".into()),
+        metadata: support::metadata(&[
+            ("traceparent", "00-abc-def-01"),
+            ("tenant", "acme"),
+            ("Topic", "spoof"),
+        ]),
+    };
+    pubsub.publish_request(request).await.unwrap();
+    recorder
+        .wait_until(WAIT, "the message", |m| !m.is_empty())
+        .await;
+    let message = &recorder.messages()[0];
+    let get = |key: &str| {
+        message
+            .metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("traceparent"), Some("00-abc-def-01"));
+    assert_eq!(get("tenant"), Some("acme"));
+    assert_eq!(get("Nats-Msg-Id"), Some("h-1"));
+    assert_eq!(
+        get("Topic"),
+        Some("hdr"),
+        "Topic is the subject, not a header"
+    );
+    assert_eq!(message.content_type.as_deref(), Some("application/json"));
+
+    let bad = PublishRequest {
+        topic: "hdr".into(),
+        data: b"x".to_vec(),
+        metadata: support::metadata(&[("bad key", "v")]),
+        ..Default::default()
+    };
+    let err = pubsub.publish_request(bad).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidMetadata(_)), "{err:?}");
+    assert!(err.to_string().contains("\"bad key\""), "{err}");
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn null_and_raw_payloads_have_no_message_id() {
+    let server = support::server();
+    support::stream(&server, "RAW", &["raw"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let first = pubsub.publish("raw", b"null".to_vec()).await.unwrap();
+    let second = pubsub.publish("raw", b"null".to_vec()).await.unwrap();
+    assert_eq!(
+        (first.sequence, second.sequence, second.duplicate),
+        (1, 2, false),
+        "null: no id, stored twice"
+    );
+    let empty = pubsub.publish("raw", Vec::new()).await.unwrap();
+    assert_eq!(empty.sequence, 3, "an empty payload is a message too");
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn bulk_publish_reports_each_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("small-payload.conf");
+    std::fs::write(&config, "max_payload: 2048\n").unwrap();
+    let server = ServerOptions::jetstream()
+        .config_file(&config)
+        .start()
+        .unwrap();
+    support::stream(&server, "BULK", &["bulk"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let entry = |id: &str, data: Vec<u8>, metadata: &[(&str, &str)]| BulkEntry {
+        entry_id: id.to_string(),
+        data,
+        content_type: None,
+        metadata: support::metadata(metadata),
+    };
+    let entries = vec![
+        entry("a", b"{\"id\":\"bulk-a\"}".to_vec(), &[]),
+        entry("too-big", vec![b'x'; 4096], &[]),
+        entry("b", b"b".to_vec(), &[]),
+        entry("bad-header", b"c".to_vec(), &[("no spaces allowed", "v")]),
+        entry("a-again", b"{\"id\":\"bulk-a\"}".to_vec(), &[]),
+    ];
+    let results = pubsub
+        .bulk_publish("bulk", entries, Vec::new())
+        .await
+        .unwrap();
+    let ids: Vec<_> = results.iter().map(|r| r.entry_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec!["a", "too-big", "b", "bad-header", "a-again"],
+        "one result per entry, in order"
+    );
+    let a = results[0].outcome.as_ref().unwrap();
+    let b = results[2].outcome.as_ref().unwrap();
+    assert_eq!((a.sequence, b.sequence), (1, 2));
+    let too_big = results[1].outcome.as_ref().unwrap_err();
+    assert!(too_big.to_string().contains("max_payload"), "{too_big}");
+    assert!(
+        matches!(results[3].outcome, Err(Error::InvalidMetadata(_))),
+        "{:?}",
+        results[3].outcome
+    );
+    let again = results[4].outcome.as_ref().unwrap();
+    assert!(again.duplicate && again.sequence == 1, "{again:?}");
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_hundred_subscriptions_do_not_wait_on_each_other() {
+    let server = support::server();
+    support::stream(&server, "MANY", &["many.>"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let release = Arc::new(tokio::sync::Notify::new());
+    let blocked_done = Arc::new(AtomicUsize::new(0));
+    let recorder = Recorder::new();
+    let mut subscriptions = Vec::new();
+    for n in 0..100 {
+        let topic = format!("many.{n}");
+        let subscription = if n == 0 {
+            // The busy one: its handler holds its message until the test releases it.
+            let (release, blocked_done) = (release.clone(), blocked_done.clone());
+            pubsub
+                .subscribe(&topic, move |_m: Message| {
+                    let (release, blocked_done) = (release.clone(), blocked_done.clone());
+                    async move {
+                        release.notified().await;
+                        blocked_done.fetch_add(1, Ordering::SeqCst);
+                        AppStatus::Success
+                    }
+                })
+                .await
+                .unwrap()
+        } else {
+            pubsub
+                .subscribe(&topic, recorder.accept_all())
+                .await
+                .unwrap()
+        };
+        subscriptions.push(subscription);
+    }
+    for n in 0..100 {
+        pubsub
+            .publish(&format!("many.{n}"), format!("to-{n}").into_bytes())
+            .await
+            .unwrap();
+    }
+    recorder
+        .wait_until(WAIT, "the 99 other subscriptions' messages", |m| {
+            m.len() >= 99
+        })
+        .await;
+    assert_eq!(
+        blocked_done.load(Ordering::SeqCst),
+        0,
+        "all 99 arrived while subscription 0 was still busy"
+    );
+    release.notify_one();
+    for subscription in subscriptions {
+        subscription.stop().await.unwrap();
+    }
+    assert_eq!(blocked_done.load(Ordering::SeqCst), 1);
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn unsubscribe_stops_only_that_subscription() {
+    let server = support::server();
+    support::stream(&server, "TWO", &["left", "right"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let (left, right) = (Recorder::new(), Recorder::new());
+    let sub_left = pubsub.subscribe("left", left.accept_all()).await.unwrap();
+    let sub_right = pubsub.subscribe("right", right.accept_all()).await.unwrap();
+    pubsub.publish("left", b"l1".to_vec()).await.unwrap();
+    left.wait_until(WAIT, "l1", |m| !m.is_empty()).await;
+    sub_left.stop().await.unwrap();
+    pubsub.publish("left", b"l2".to_vec()).await.unwrap();
+    pubsub.publish("right", b"r1".to_vec()).await.unwrap();
+    right.wait_until(WAIT, "r1", |m| !m.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        left.payloads(),
+        vec!["l1"],
+        "the stopped subscription gets nothing more"
+    );
+    assert_eq!(right.payloads(), vec!["r1"]);
+    sub_right.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn stop_waits_for_the_handler_and_leaves_the_durable() {
+    let server = support::server();
+    support::stream(&server, "KEEP", &["keep"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[("durableName", "keeper")]).await;
+    let started = Arc::new(tokio::sync::Notify::new());
+    let finished = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let (started, finished) = (started.clone(), finished.clone());
+        move |_m: Message| {
+            let (started, finished) = (started.clone(), finished.clone());
+            async move {
+                started.notify_one();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                finished.fetch_add(1, Ordering::SeqCst);
+                AppStatus::Success
+            }
+        }
+    };
+    let subscription = pubsub.subscribe("keep", handler).await.unwrap();
+    pubsub.publish("keep", b"in-flight".to_vec()).await.unwrap();
+    tokio::time::timeout(WAIT, started.notified())
+        .await
+        .expect("the handler started");
+    subscription.stop().await.unwrap();
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "stop returned only after the in-flight handler finished"
+    );
+    pubsub.close().await.unwrap();
+    runtime.shutdown().await;
+
+    let info = consumer_info(&server.url(), "KEEP", "keeper")
+        .await
+        .expect("the durable stays on the server");
+    assert_eq!(
+        info.ack_floor.stream_sequence, 1,
+        "the in-flight message was acknowledged before stopping"
+    );
+    assert_eq!(info.num_ack_pending, 0);
+}
