@@ -1,0 +1,616 @@
+//! `jetstream-pubsub subscribe --app-url`: messages delivered to a real HTTP app started by
+//! the test, through the real component in wasmtime, from a real nats-server. The app
+//! records every request and answers as each test scripts it; the tests check what reached
+//! the app, how often, and what the CLI reported.
+
+mod support;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::header::HeaderMap;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use jetstream_pubsub_host::PublishRequest;
+use jetstream_pubsub_host::nats_server::NatsServer;
+use tokio::io::AsyncBufReadExt as _;
+use tokio::net::TcpListener;
+use tokio::process::Command;
+use tokio::task::JoinHandle;
+
+const BIN: &str = env!("CARGO_BIN_EXE_jetstream-pubsub");
+
+/// One request as the app received it.
+#[derive(Debug, Clone)]
+struct Received {
+    method: String,
+    path: String,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What the app answers: an HTTP status, a body, and how long it takes first.
+#[derive(Clone, Copy)]
+struct Reply {
+    status: u16,
+    body: &'static str,
+    delay: Duration,
+}
+
+fn reply(status: u16, body: &'static str) -> Reply {
+    Reply {
+        status,
+        body,
+        delay: Duration::ZERO,
+    }
+}
+
+type Script = dyn Fn(&Received, usize) -> Reply + Send + Sync;
+
+/// A real HTTP/1.1 server (hyper) standing in for a Dapr app: records requests, counts how
+/// many are in flight at once, answers by `script(request, nth delivery of this body)`.
+struct App {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    max_in_flight: Arc<AtomicUsize>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl App {
+    async fn start(script: impl Fn(&Received, usize) -> Reply + Send + Sync + 'static) -> App {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        App::serve(listener, script)
+    }
+
+    fn serve(
+        listener: TcpListener,
+        script: impl Fn(&Received, usize) -> Reply + Send + Sync + 'static,
+    ) -> App {
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let max_in_flight = Arc::new(AtomicUsize::new(0));
+        let script: Arc<Script> = Arc::new(script);
+        let server = {
+            let received = received.clone();
+            let max_in_flight = max_in_flight.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let (received, in_flight, max_in_flight, script) = (
+                        received.clone(),
+                        in_flight.clone(),
+                        max_in_flight.clone(),
+                        script.clone(),
+                    );
+                    let service = service_fn(move |request: Request<Incoming>| {
+                        let (received, in_flight, max_in_flight, script) = (
+                            received.clone(),
+                            in_flight.clone(),
+                            max_in_flight.clone(),
+                            script.clone(),
+                        );
+                        async move {
+                            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                            max_in_flight.fetch_max(now, Ordering::SeqCst);
+                            let (parts, body) = request.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            let request = Received {
+                                method: parts.method.to_string(),
+                                path: parts.uri.path().to_string(),
+                                headers: parts.headers,
+                                body: String::from_utf8_lossy(&body).into_owned(),
+                            };
+                            let answer = {
+                                let mut seen = received.lock().unwrap();
+                                let nth = seen
+                                    .iter()
+                                    .filter(|r: &&Received| r.body == request.body)
+                                    .count()
+                                    + 1;
+                                seen.push(request.clone());
+                                script(&request, nth)
+                            };
+                            tokio::time::sleep(answer.delay).await;
+                            in_flight.fetch_sub(1, Ordering::SeqCst);
+                            Ok::<_, Infallible>(
+                                Response::builder()
+                                    .status(StatusCode::from_u16(answer.status).unwrap())
+                                    .body(Full::new(Bytes::from_static(answer.body.as_bytes())))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    tokio::spawn(async move {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            })
+        };
+        App {
+            addr,
+            received,
+            max_in_flight,
+            server,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// How many requests carried `body`.
+    fn count_of(&self, body: &str) -> usize {
+        self.received().iter().filter(|r| r.body == body).count()
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+/// A manifest with a durable consumer and `ackWait: 1s`, so that a nak'd or unanswered
+/// message would be back within about a second.
+fn manifest(dir: &Path, url: &str, extra: &str) -> PathBuf {
+    let path = dir.join("pubsub.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  type: pubsub.jetstream\n  version: v1\n  metadata:\n  - name: natsURL\n    value: \"{url}\"\n  - name: durableName\n    value: http-app\n  - name: ackWait\n    value: 1s\n{extra}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs `jetstream-pubsub subscribe --component FILE --topic TOPIC ARGS...` to its end.
+async fn subscribe(file: &Path, topic: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["subscribe", "--component", file.to_str().unwrap()])
+        .args(["--topic", topic])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Publishes each payload to `subject` as a plain NATS client would.
+async fn publish(server: &NatsServer, subject: &str, payloads: &[&str]) {
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    for payload in payloads {
+        jetstream
+            .publish(
+                subject.to_string(),
+                Bytes::copy_from_slice(payload.as_bytes()),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn success_answers_acknowledge_and_nothing_comes_back() {
+    let server = support::server();
+    support::stream(&server, "OK", &["ok"]).await;
+    let app = App::start(|request, _| match request.body.as_str() {
+        "empty" => reply(200, ""),
+        "success" => reply(200, r#"{"status":"SUCCESS"}"#),
+        "lowercase" => reply(200, r#"{"status":"success"}"#),
+        "not-json" => reply(200, "thanks"),
+        _ => reply(204, ""),
+    })
+    .await;
+    publish(
+        &server,
+        "ok",
+        &["empty", "success", "lowercase", "not-json", "no-content"],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = manifest(dir.path(), &server.url(), "");
+    let url = app.url("/ok");
+
+    // Ask for one more than there is: the run ends on its timeout, having watched for
+    // redeliveries for several ack waits.
+    let output = subscribe(
+        &file,
+        "ok",
+        &["--app-url", &url, "--count", "6", "--timeout", "4"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!(
+            "timed out after 4s: acknowledged by {url} 5 of 6 messages"
+        )),
+        "{}",
+        stderr(&output)
+    );
+    for body in ["empty", "success", "lowercase", "not-json", "no-content"] {
+        assert_eq!(app.count_of(body), 1, "{body} delivered once");
+    }
+    assert!(
+        output.stdout.is_empty(),
+        "with --app-url nothing goes to stdout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_unknown_status_and_server_errors_are_redelivered() {
+    let server = support::server();
+    support::stream(&server, "RETRY", &["retry"]).await;
+    let app = App::start(|request, nth| match (request.body.as_str(), nth) {
+        ("retry", 1) => reply(200, r#"{"status":"RETRY"}"#),
+        ("unknown", 1) => reply(200, r#"{"status":"LATER"}"#),
+        ("error", 1) => reply(500, "boom"),
+        ("unavailable", 1) => reply(503, ""),
+        _ => reply(200, ""),
+    })
+    .await;
+    let payloads = ["retry", "unknown", "error", "unavailable"];
+    publish(&server, "retry", &payloads).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = manifest(dir.path(), &server.url(), "");
+
+    let output = subscribe(
+        &file,
+        "retry",
+        &[
+            "--app-url",
+            &app.url("/"),
+            "--count",
+            "4",
+            "--timeout",
+            "30",
+        ],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    for body in payloads {
+        assert_eq!(
+            app.count_of(body),
+            2,
+            "{body}: refused once, acknowledged on redelivery"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drop_and_not_found_are_never_redelivered() {
+    let server = support::server();
+    support::stream(&server, "DROP", &["drop"]).await;
+    let app = App::start(|request, _| match request.body.as_str() {
+        "drop" => reply(200, r#"{"status":"DROP"}"#),
+        "missing" => reply(404, "no such route"),
+        _ => reply(200, r#"{"status":"SUCCESS"}"#),
+    })
+    .await;
+    publish(&server, "drop", &["drop", "missing", "kept"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = manifest(dir.path(), &server.url(), "");
+    let url = app.url("/drop");
+
+    let output = subscribe(
+        &file,
+        "drop",
+        &["--app-url", &url, "--count", "3", "--timeout", "4"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!(
+            "timed out after 4s: acknowledged by {url} 1 of 3 messages"
+        )),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        (
+            app.count_of("drop"),
+            app.count_of("missing"),
+            app.count_of("kept")
+        ),
+        (1, 1, 1),
+        "dropped messages are terminated, not redelivered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_carries_body_content_type_topic_subject_and_headers() {
+    let server = support::server();
+    support::stream(&server, "ORDERS", &["orders.*"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    pubsub
+        .publish_request(PublishRequest {
+            topic: "orders.new".into(),
+            data: b"plain words".to_vec(),
+            content_type: Some("text/plain; charset=utf-8".into()),
+            metadata: support::metadata(&[("X-Tenant", "acme")]),
+        })
+        .await
+        .unwrap();
+    pubsub
+        .publish("orders.old", br#"{"id":"o-2"}"#.to_vec())
+        .await
+        .unwrap();
+    runtime.shutdown().await;
+    let app = App::start(|_, _| reply(200, "")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = manifest(dir.path(), &server.url(), "");
+
+    let output = subscribe(
+        &file,
+        "orders.*",
+        &[
+            "--app-url",
+            &app.url("/orders"),
+            "--count",
+            "2",
+            "--timeout",
+            "20",
+        ],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let received = app.received();
+    assert_eq!(received.len(), 2, "{received:?}");
+    let first = &received[0];
+    assert_eq!(first.method, "POST");
+    assert_eq!(first.path, "/orders");
+    assert_eq!(first.body, "plain words");
+    assert_eq!(
+        first.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(first.header("pubsub-topic"), Some("orders.*"));
+    assert_eq!(first.header("pubsub-subject"), Some("orders.new"));
+    assert_eq!(first.header("x-tenant"), Some("acme"));
+    let second = &received[1];
+    assert_eq!(second.body, r#"{"id":"o-2"}"#);
+    assert_eq!(
+        second.header("content-type"),
+        Some("application/json"),
+        "no content type: JSON, as Dapr assumes"
+    );
+    assert_eq!(second.header("pubsub-subject"), Some("orders.old"));
+    assert_eq!(second.header("nats-msg-id"), Some("o-2"));
+    assert_eq!(second.header("x-tenant"), None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_mode_posts_concurrently_single_mode_one_at_a_time() {
+    let server = support::server();
+    support::stream(&server, "WORK", &["work.*"]).await;
+    let slow = |_: &Received, _| Reply {
+        status: 200,
+        body: "",
+        delay: Duration::from_millis(300),
+    };
+    let payloads: Vec<String> = (0..10).map(|n| format!("job-{n}")).collect();
+    let payloads: Vec<&str> = payloads.iter().map(String::as_str).collect();
+    publish(&server, "work.parallel", &payloads).await;
+    publish(&server, "work.single", &payloads[..3]).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let parallel_app = App::start(slow).await;
+    let file = manifest(
+        dir.path(),
+        &server.url(),
+        "  - name: concurrency\n    value: parallel\n",
+    );
+    let output = subscribe(
+        &file,
+        "work.parallel",
+        &[
+            "--app-url",
+            &parallel_app.url("/"),
+            "--count",
+            "10",
+            "--timeout",
+            "30",
+            "--metadata",
+            "durableName=parallel",
+        ],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    for body in &payloads {
+        assert_eq!(parallel_app.count_of(body), 1, "{body}");
+    }
+    // The ten messages are taken in one or a few batches; a 300 ms app sees many at once.
+    assert!(
+        parallel_app.max_in_flight() >= 5,
+        "parallel deliveries overlap: at most {} requests were in flight at once",
+        parallel_app.max_in_flight()
+    );
+
+    let single_app = App::start(slow).await;
+    let file = manifest(dir.path(), &server.url(), "");
+    let output = subscribe(
+        &file,
+        "work.single",
+        &[
+            "--app-url",
+            &single_app.url("/"),
+            "--count",
+            "3",
+            "--timeout",
+            "30",
+            "--metadata",
+            "durableName=single",
+        ],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(single_app.max_in_flight(), 1, "single mode: one at a time");
+    let order: Vec<_> = single_app.received().into_iter().map(|r| r.body).collect();
+    assert_eq!(
+        order,
+        ["job-0", "job-1", "job-2"],
+        "single mode keeps order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_down_is_retried_and_the_message_arrives_once_it_is_up() {
+    let server = support::server();
+    support::stream(&server, "LATE", &["late"]).await;
+    // A free port that nothing listens on yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = manifest(dir.path(), &server.url(), "");
+    let url = format!("http://127.0.0.1:{port}/late");
+    let mut subscriber = Command::new(BIN)
+        .args(["subscribe", "--component", file.to_str().unwrap()])
+        .args(["--topic", "late", "--app-url", &url])
+        .args(["--count", "1", "--timeout", "30"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    publish(&server, "late", &["patient"]).await;
+
+    // Wait until the CLI says it could not reach the app, at least twice (a redelivery).
+    let mut lines = tokio::io::BufReader::new(subscriber.stderr.take().unwrap()).lines();
+    let mut failures = 0;
+    let mut log = Vec::new();
+    while failures < 2 {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("the CLI logs failed deliveries")
+            .unwrap()
+            .unwrap_or_else(|| panic!("the CLI ended early: {log:#?}"));
+        if line.contains("cannot reach the app") {
+            failures += 1;
+        }
+        log.push(line);
+    }
+    let log_rest = tokio::spawn(async move {
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.push(line);
+        }
+        rest
+    });
+
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let app = App::serve(listener, |_, _| reply(200, ""));
+    let status = tokio::time::timeout(Duration::from_secs(30), subscriber.wait())
+        .await
+        .expect("the CLI ends once the app acknowledges")
+        .unwrap();
+    let rest = log_rest.await.unwrap();
+    assert!(status.success(), "{status:?}: {log:#?} {rest:#?}");
+    assert_eq!(app.count_of("patient"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_app_times_out_and_the_message_is_retried() {
+    let server = support::server();
+    support::stream(&server, "SLOW", &["slow"]).await;
+    let app = App::start(|_, nth| Reply {
+        status: 200,
+        body: "",
+        delay: if nth == 1 {
+            Duration::from_secs(5)
+        } else {
+            Duration::ZERO
+        },
+    })
+    .await;
+    publish(&server, "slow", &["sleepy"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = manifest(dir.path(), &server.url(), "");
+
+    let output = subscribe(
+        &file,
+        "slow",
+        &[
+            "--app-url",
+            &app.url("/"),
+            "--app-timeout",
+            "0.5",
+            "--count",
+            "1",
+            "--timeout",
+            "20",
+        ],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("the app did not answer in time"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        app.count_of("sleepy"),
+        2,
+        "abandoned once, then acknowledged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_app_urls_exit_2_naming_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = manifest(dir.path(), "nats://127.0.0.1:1", "");
+    for (url, expected) in [
+        (
+            "https://app.example/x",
+            r#"app URL "https://app.example/x" is not supported: only http:// is supported"#,
+        ),
+        (
+            "localhost:3000",
+            r#"app URL "localhost:3000" is not supported"#,
+        ),
+    ] {
+        let output = subscribe(&file, "t", &["--app-url", url]).await;
+        assert_eq!(output.status.code(), Some(2), "{url}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(expected),
+            "{url}: {}",
+            stderr(&output)
+        );
+    }
+}
