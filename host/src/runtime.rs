@@ -127,6 +127,36 @@ impl Runtime {
         Ok(Instance { store, bindings })
     }
 
+    /// Makes one instance and drops it, doing nothing else. For `jetstream-pubsub bench`,
+    /// which reports what the sandbox costs per subscription; hidden because an embedder
+    /// has no use for an instance it cannot call.
+    #[doc(hidden)]
+    pub async fn bench_instantiate(&self) -> Result<(), Error> {
+        let (_never, stop) = watch::channel(false);
+        self.instantiate(crate::app::no_subscriber(), stop)
+            .await
+            .map(drop)
+    }
+
+    /// Compiles `wasm` ahead of time on this runtime's engine, then times loading the
+    /// result (`Component::deserialize`, without linking). For `jetstream-pubsub bench`:
+    /// what a host shipping precompiled components would pay at start instead of a compile.
+    #[doc(hidden)]
+    pub fn bench_load_precompiled(&self, wasm: &[u8]) -> Result<std::time::Duration, Error> {
+        let bytes = self
+            .engine
+            .precompile_component(wasm)
+            .map_err(|err| Error::Load(format!("{err:#}")))?;
+        let started = std::time::Instant::now();
+        // SAFETY: `deserialize` requires bytes made by `precompile_component` with a
+        // compatible engine; these were made by this very engine a moment ago.
+        let component = unsafe { Component::deserialize(&self.engine, &bytes) }
+            .map_err(|err| Error::Load(format!("{err:#}")))?;
+        let elapsed = started.elapsed();
+        drop(component);
+        Ok(elapsed)
+    }
+
     /// Flushes and closes every NATS connection the runtime's instances opened.
     pub async fn shutdown(&self) {
         self.shared.pool.drain_all().await;

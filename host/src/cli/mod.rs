@@ -1,6 +1,7 @@
 //! Command-line parsing and the shared plumbing of the subcommands. The CLI keeps no
 //! settings of its own: it reads the manifest into metadata and hands it to the runtime.
 
+mod bench;
 mod demo;
 mod publish;
 mod stream;
@@ -33,6 +34,8 @@ enum Command {
     },
     /// Round trip 10,000 messages through the component against a local server.
     Demo(demo::DemoArgs),
+    /// Measure the sandbox's cost: each scenario raw async-nats vs the component.
+    Bench(bench::BenchArgs),
 }
 
 /// Where the component and its metadata come from.
@@ -132,6 +135,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Subscribe(args) => subscribe::run(args).await,
             Command::Stream { command } => stream::run(command).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match result {

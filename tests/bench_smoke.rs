@@ -1,0 +1,40 @@
+//! CI smoke of `jetstream-pubsub bench`: the benchmark still runs end to end and reports
+//! every scenario. Only the exit code and the report's shape are checked, never a
+//! timing: figures depend on the machine, and a debug build's are meaningless anyway.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_jetstream-pubsub");
+
+/// The scenario names as the bench prints them on its `ratio` lines.
+const SCENARIOS: [&str; 6] = [
+    "S1 publish-awaited",
+    "S2 publish-pipelined",
+    "S3 consume-single",
+    "S4 consume-parallel",
+    "S5 latency",
+    "S6 sandbox",
+];
+
+#[test]
+fn quick_bench_reports_a_ratio_for_every_scenario() {
+    let output = Command::new(BIN)
+        .args(["bench", "--quick", "--rounds", "1", "--scale", "0.2"])
+        .output()
+        .expect("the jetstream-pubsub binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "bench failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    for scenario in SCENARIOS {
+        assert!(
+            stdout
+                .lines()
+                .any(|line| line.starts_with(scenario) && line.contains(" ratio ")),
+            "no ratio line for {scenario}:\n{stdout}"
+        );
+    }
+}
