@@ -25,7 +25,7 @@ struct Cli {
 enum Command {
     /// Publish one message, or one per stdin line; prints one JSON line per PubAck.
     Publish(publish::PublishArgs),
-    /// Subscribe and print one JSON line per message.
+    /// Subscribe; print one JSON line per message, or POST each to an HTTP app (`--app-url`).
     Subscribe(subscribe::SubscribeArgs),
     /// Manage streams (what the Dapr docs do with the `nats` CLI).
     Stream {
