@@ -3,6 +3,10 @@
 //! handler that records what it received.
 #![allow(dead_code)]
 
+pub mod capture;
+pub mod certs;
+pub mod jwt;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 use super::TransportError;
+use super::credentials::{self, CredentialProblem};
 use crate::bindings::transport::{Auth, ConnectOptions, SecretSource};
 
 /// A connected client and what it was opened with.
@@ -58,33 +59,46 @@ impl ClientPool {
 
 /// Opens one connection. Never gives up reconnecting once connected: the reference's
 /// 2-minute reconnect limit (dapr/components-contrib#4563) is a bug we do not copy.
+///
+/// Every failure is one line that says which credential failed and why (a file that cannot be
+/// read, a seed that is not the JWT's, an expired JWT, the server's refusal, a TLS
+/// verification error) and never contains a token, password, seed, JWT or key bytes.
 async fn connect(options: &ConnectOptions) -> Result<SharedClient, TransportError> {
     let servers = redacted_servers(&options.servers);
+    let what = format!("cannot connect to {servers}");
     let mut tls_files = Vec::new();
+    let credential = credential_name(options);
+    let invalid = |problem: CredentialProblem| {
+        TransportError::Denied(format!("{what}: {credential}: {problem}"))
+    };
     let mut nats = match &options.auth {
         Auth::None => async_nats::ConnectOptions::new(),
         Auth::Token(token) => async_nats::ConnectOptions::with_token(token.clone()),
         Auth::UserPassword((user, password)) => {
             async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
         }
-        Auth::Nkey(seed) => async_nats::ConnectOptions::with_nkey(seed.clone()),
-        Auth::Jwt(credentials) => {
-            let key_pair = nkeys::KeyPair::from_seed(&credentials.seed).map_err(|_| {
-                TransportError::Denied("seedKey is not a valid nkey user seed".into())
-            })?;
-            let key_pair = Arc::new(key_pair);
-            async_nats::ConnectOptions::with_jwt(credentials.jwt.clone(), move |nonce| {
-                let key_pair = key_pair.clone();
-                async move { key_pair.sign(&nonce).map_err(async_nats::AuthError::new) }
-            })
+        Auth::Nkey(seed) => {
+            credentials::user_key_pair(seed).map_err(invalid)?;
+            async_nats::ConnectOptions::with_nkey(seed.trim().to_string())
+        }
+        Auth::Jwt(user) => {
+            let key_pair = credentials::check_user(&user.jwt, &user.seed).map_err(invalid)?;
+            with_user_jwt(user.jwt.trim().to_string(), key_pair)
         }
         Auth::Credentials(source) => {
-            let text = read_secret("credentials file", source)?;
-            async_nats::ConnectOptions::with_credentials(&text).map_err(|_| {
-                TransportError::Denied("the credentials file holds no valid JWT and seed".into())
-            })?
+            let text = read_secret("the credentials file", source)?;
+            let (jwt, seed) = credentials::parse_creds(&text).map_err(invalid)?;
+            let key_pair = credentials::check_user(&jwt, &seed).map_err(invalid)?;
+            with_user_jwt(jwt, key_pair)
         }
     };
+    match url_credentials(&options.servers) {
+        Some(UrlCredentials::Token(token)) => nats = nats.token(token),
+        Some(UrlCredentials::UserPassword(user, password)) => {
+            nats = nats.user_and_password(user, password);
+        }
+        None => {}
+    }
     nats = nats
         .name(options.name.clone())
         .max_reconnects(None)
@@ -96,31 +110,45 @@ async fn connect(options: &ConnectOptions) -> Result<SharedClient, TransportErro
         nats = nats.require_tls(true);
     }
     if let Some(ca) = &options.tls.ca {
-        nats = nats.add_root_certificates(secret_path("tls CA", ca, &mut tls_files)?);
+        nats = nats.add_root_certificates(secret_path("the TLS CA", ca, false, &mut tls_files)?);
     }
     if let (Some(cert), Some(key)) = (&options.tls.client_cert, &options.tls.client_key) {
-        let cert = secret_path("tls client certificate", cert, &mut tls_files)?;
-        let key = secret_path("tls client key", key, &mut tls_files)?;
+        let cert = secret_path("the TLS client certificate", cert, false, &mut tls_files)?;
+        let key = secret_path("the TLS client key", key, true, &mut tls_files)?;
         nats = nats.add_client_certificate(cert, key).require_tls(true);
     }
-    let addresses = options.servers.join(",");
+    // The user info was applied above; async-nats logs server addresses in full at debug
+    // level, so it never sees it.
+    let addresses = options
+        .servers
+        .iter()
+        .map(|s| without_user_info(s))
+        .collect::<Vec<_>>()
+        .join(",");
     let client = nats.connect(addresses.as_str()).await.map_err(|err| {
         use async_nats::ConnectErrorKind as Kind;
-        let what = format!("cannot connect to {servers}");
+        let cause = redact(&super::error::error_chain(&err), &options.servers);
         match err.kind() {
             Kind::Authentication | Kind::AuthorizationViolation => {
-                TransportError::Denied(format!("{what}: authorization failed"))
+                TransportError::Denied(format!("{what}: the server refused {credential}: {cause}"))
             }
             Kind::TimedOut => TransportError::TimedOut(format!("{what}: timed out")),
             Kind::ServerParse => TransportError::Invalid(format!("{what}: not a valid server URL")),
-            Kind::Tls => TransportError::Connection(format!(
-                "{what}: TLS failed: {}",
-                redact(&super::error::error_chain(&err), &options.servers)
-            )),
-            _ => TransportError::Connection(format!(
-                "{what}: {}",
-                redact(&super::error::error_chain(&err), &options.servers)
-            )),
+            // A verification failure surfaces as a TLS or an IO error depending on the
+            // step that saw it; either way it is the TLS setup that failed.
+            Kind::Tls | Kind::Io
+                if cause.contains("certificate") || matches!(err.kind(), Kind::Tls) =>
+            {
+                let hint = if options.tls.ca.is_some() && cause.contains("UnknownIssuer") {
+                    " (the server certificate is not signed by the configured CA)"
+                } else if cause.contains("UnknownIssuer") {
+                    " (the server certificate does not chain to the system roots; set a CA)"
+                } else {
+                    ""
+                };
+                TransportError::Connection(format!("{what}: TLS failed: {cause}{hint}"))
+            }
+            _ => TransportError::Connection(format!("{what}: {cause}")),
         }
     })?;
     Ok(SharedClient {
@@ -129,41 +157,153 @@ async fn connect(options: &ConnectOptions) -> Result<SharedClient, TransportErro
     })
 }
 
+/// Decentralised auth: CONNECT carries the JWT and the nonce signed by the user's key.
+fn with_user_jwt(jwt: String, key_pair: nkeys::KeyPair) -> async_nats::ConnectOptions {
+    let key_pair = Arc::new(key_pair);
+    async_nats::ConnectOptions::with_jwt(jwt, move |nonce| {
+        let key_pair = key_pair.clone();
+        async move { key_pair.sign(&nonce).map_err(async_nats::AuthError::new) }
+    })
+}
+
+/// Credentials written in a server URL.
+enum UrlCredentials {
+    /// `nats://token@host`.
+    Token(String),
+    /// `nats://user:password@host`.
+    UserPassword(String, String),
+}
+
+/// The credentials of the first server URL that has some, percent-decoded. async-nats 0.51
+/// parses URL user info but never sends it; nats.go does, and lets it override the token and
+/// user/password options (reference §4.2), so the host applies it itself.
+fn url_credentials(servers: &[String]) -> Option<UrlCredentials> {
+    servers.iter().find_map(|server| {
+        let address: async_nats::ServerAddr = server.parse().ok()?;
+        let user = percent_decode(address.username()?);
+        Some(match address.password() {
+            Some(password) => UrlCredentials::UserPassword(user, percent_decode(password)),
+            None => UrlCredentials::Token(user),
+        })
+    })
+}
+
+/// `%XX` escapes of a URL component decoded (invalid escapes are kept as written).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The credential the connection presents, in words, for error messages.
+fn credential_name(options: &ConnectOptions) -> &'static str {
+    let in_url = options.servers.iter().any(|s| has_user_info(s));
+    match &options.auth {
+        Auth::None | Auth::Token(_) | Auth::UserPassword(_) if in_url => {
+            "the credentials in the server URL"
+        }
+        Auth::Token(_) => "the token",
+        Auth::UserPassword(_) => "the user and password",
+        Auth::Nkey(_) => "the nkey seed",
+        Auth::Jwt(_) => "the user JWT and seed",
+        Auth::Credentials(_) => "the credentials file",
+        Auth::None if options.tls.client_cert.is_some() => "the TLS client certificate",
+        Auth::None => "the connection (no credentials configured)",
+    }
+}
+
+/// `url` without its `user:password@` or `token@` part.
+fn without_user_info(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    match rest.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}{host}"),
+        None => url.to_string(),
+    }
+}
+
+fn has_user_info(url: &str) -> bool {
+    url.split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .contains('@')
+}
+
 /// Reads a secret the component passed inline or as a path.
 fn read_secret(what: &str, source: &SecretSource) -> Result<String, TransportError> {
     match source {
         SecretSource::Inline(text) => Ok(text.clone()),
         SecretSource::File(path) => std::fs::read_to_string(path).map_err(|err| {
-            TransportError::Invalid(format!("cannot read the {what} at {path}: {}", err.kind()))
+            TransportError::Invalid(format!(
+                "cannot read {what} at {}: {}",
+                shown_path(path, false),
+                err.kind()
+            ))
         }),
     }
 }
 
-/// async-nats takes TLS material as paths: inline PEM goes to a private temporary file.
+/// async-nats takes TLS material as paths: a path is checked to be readable now (so the error
+/// names it), inline PEM goes to a private temporary file (mode 0600, removed with the client).
 fn secret_path(
     what: &str,
     source: &SecretSource,
+    secret: bool,
     files: &mut Vec<tempfile::NamedTempFile>,
 ) -> Result<PathBuf, TransportError> {
     match source {
         SecretSource::File(path) => {
-            std::fs::metadata(path).map_err(|err| {
-                TransportError::Invalid(format!("cannot read the {what} at {path}: {}", err.kind()))
+            std::fs::read(path).map_err(|err| {
+                TransportError::Invalid(format!(
+                    "cannot read {what} at {}: {}",
+                    shown_path(path, secret),
+                    err.kind()
+                ))
             })?;
             Ok(PathBuf::from(path))
         }
         SecretSource::Inline(pem) => {
             use std::io::Write as _;
             let mut file = tempfile::NamedTempFile::new().map_err(|err| {
-                TransportError::Other(format!("cannot stage the {what}: {}", err.kind()))
+                TransportError::Other(format!("cannot stage {what}: {}", err.kind()))
             })?;
             file.write_all(pem.as_bytes()).map_err(|err| {
-                TransportError::Other(format!("cannot stage the {what}: {}", err.kind()))
+                TransportError::Other(format!("cannot stage {what}: {}", err.kind()))
             })?;
             let path = file.path().to_path_buf();
             files.push(file);
             Ok(path)
         }
+    }
+}
+
+/// A path for an error message. The value of a secret key (the TLS client key) is never shown:
+/// key material pasted without its PEM armour is taken for a path and must not be echoed.
+fn shown_path(path: &str, secret: bool) -> String {
+    let path_like = path.len() <= 1024 && !path.contains(['\n', '\r']);
+    if secret || !path_like {
+        "the path given (not shown)".to_string()
+    } else {
+        format!("{path:?}")
     }
 }
 
@@ -207,6 +347,26 @@ fn redact(text: &str, servers: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_credentials_are_found_and_decoded() {
+        let servers = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        match url_credentials(&servers(&["nats://h:1", "nats://al%40ice:p%3Aw@h2:2"])) {
+            Some(UrlCredentials::UserPassword(user, password)) => {
+                assert_eq!((user.as_str(), password.as_str()), ("al@ice", "p:w"));
+            }
+            _ => panic!("user and password expected"),
+        }
+        match url_credentials(&servers(&["tls://t0k3n@h"])) {
+            Some(UrlCredentials::Token(token)) => assert_eq!(token, "t0k3n"),
+            _ => panic!("token expected"),
+        }
+        assert!(url_credentials(&servers(&["nats://h:4222", "h2"])).is_none());
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(without_user_info("nats://a:b@h:1"), "nats://h:1");
+        assert_eq!(without_user_info("t@h"), "h");
+        assert_eq!(without_user_info("tls://h"), "tls://h");
+    }
 
     #[test]
     fn user_info_is_masked_in_messages() {

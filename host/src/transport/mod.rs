@@ -8,6 +8,7 @@
 mod connect;
 mod connection;
 mod convert;
+mod credentials;
 mod error;
 mod subscription;
 
