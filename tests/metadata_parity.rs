@@ -811,3 +811,54 @@ async fn unset_consumer_keys_leave_the_server_defaults() {
     subscription.stop().await.expect("stops");
     runtime.shutdown().await;
 }
+
+#[tokio::test]
+async fn durable_without_queue_group_subscribed_at_once_never_listens_on_a_dead_subject() {
+    // Two replicas without a queue group starting together. Whoever subscribes listens on
+    // the durable's deliver subject and receives; whoever is refused gets the binding error.
+    // (Both may succeed when the second reads the durable before the first listens, exactly
+    // as with nats.go's AddConsumer + Bind: JetStream reports no subscriber count to check.)
+    for round in 0..3 {
+        let server = support::server();
+        support::stream(&server, STREAM, &[TOPIC]).await;
+        let runtime = support::runtime();
+        let metadata = [("durableName", "loner")];
+        let replica_1 = init(&runtime, &server, &metadata).await;
+        let replica_2 = init(&runtime, &server, &metadata).await;
+        let (first, second) = (Recorder::new(), Recorder::new());
+        let (sub_1, sub_2) = tokio::join!(
+            replica_1.subscribe(TOPIC, first.accept_all()),
+            replica_2.subscribe(TOPIC, second.accept_all()),
+        );
+        let stored = stored_consumer(&server, "loner")
+            .await
+            .config
+            .deliver_subject
+            .expect("push consumer");
+        let mut listening = Vec::new();
+        for (result, recorder) in [(sub_1, first), (sub_2, second)] {
+            match result {
+                Ok(subscription) => {
+                    assert_eq!(
+                        text(subscription.consumer(), "deliver_subject"),
+                        stored,
+                        "round {round}: listens on the consumer's deliver subject"
+                    );
+                    listening.push((subscription, recorder));
+                }
+                Err(err) => assert!(
+                    err.to_string()
+                        .starts_with("consumer is already bound to a subscription"),
+                    "round {round}: {err}"
+                ),
+            }
+        }
+        assert!(!listening.is_empty(), "round {round}: one subscriber binds");
+        publish(&replica_1, TOPIC, &["for-the-listener"]).await;
+        for (subscription, recorder) in listening {
+            wait_for(&recorder, "for-the-listener").await;
+            subscription.stop().await.expect("stops");
+        }
+        runtime.shutdown().await;
+    }
+}

@@ -346,10 +346,15 @@ fn listen(
         return Ok((consumer, subscription));
     };
     match consumer_info(ready, stream, durable)? {
-        Some(current)
+        Some(mut current)
             if current.config.deliver_subject.as_deref() != Some(deliver_subject.as_str()) =>
         {
             let _ = subscription.unsubscribe();
+            // The replica that moved it listens there next. Without a queue group only one
+            // subscriber may: count it as bound now, so exactly one of the two wins.
+            if plan.deliver_group.is_none() {
+                current.push_bound = true;
+            }
             let (consumer, deliver_subject) = join(ready, stream, topic, plan, &current)?;
             let subscription = listen_on(ready, topic, &deliver_subject, plan)?;
             Ok((consumer, subscription))
