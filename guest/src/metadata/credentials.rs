@@ -145,6 +145,8 @@ mod tests {
         (choice.chosen.map(|c| c.keys()), choice.warnings())
     }
 
+    type Pairs = &'static [(&'static str, &'static str)];
+
     const JWT: &[(&str, &str)] = &[("jwt", "J"), ("seedKey", "SUX")];
     const CERT: &[(&str, &str)] = &[("tls_client_cert", "c.pem"), ("tls_client_key", "k.pem")];
     const TOKEN: &[(&str, &str)] = &[("token", "T")];
@@ -154,7 +156,7 @@ mod tests {
 
     #[test]
     fn each_credential_alone_is_chosen_without_warning() {
-        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+        let cases: &[(Pairs, Option<&str>)] = &[
             (&[], None),
             (JWT, Some("jwt/seedKey")),
             (CERT, Some("tls_client_cert/tls_client_key")),
@@ -176,7 +178,12 @@ mod tests {
                  {ignored} is ignored"
             )
         };
-        let cases: Vec<(Vec<(&str, &str)>, &str, Vec<&str>)> = vec![
+        type Case = (
+            Vec<(&'static str, &'static str)>,
+            &'static str,
+            Vec<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
             ([JWT, TOKEN].concat(), "jwt/seedKey", vec!["token"]),
             (
                 [JWT, CERT].concat(),
