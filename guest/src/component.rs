@@ -18,12 +18,16 @@ wit_bindgen::generate!({
 });
 
 use dapr::jetstream::app;
+use dapr::jetstream::log::{Level, log};
 use dapr::jetstream::transport::{self, Connection, TransportError};
 use dapr::jetstream::types::{
     AppStatus, BulkEntryResult, BulkPublishRequest, Error, NewMessage, PublishAck, PublishRequest,
     SubscribeRequest,
 };
 use exports::dapr::jetstream::pubsub::Guest;
+
+/// JetStream's error code for a stream that does not exist.
+const STREAM_NOT_FOUND: u16 = 10059;
 
 /// JetStream's `max_ack_pending` when the consumer does not set one.
 const DEFAULT_MAX_ACK_PENDING: u32 = 1_000;
@@ -51,10 +55,18 @@ struct Ready {
 /// One live subscription.
 struct Subscribed {
     topic: String,
+    stream: String,
+    plan: ConsumerPlan,
     redelivery: Redelivery,
     subscription: transport::Subscription,
     consumer: transport::ConsumerInfo,
+    /// Pumps in a row that found nothing: every `IDLE_PUMPS_PER_CHECK` the consumer is
+    /// looked up, so one deleted under the subscription is noticed and recreated.
+    idle_pumps: u32,
 }
+
+/// Empty pumps (about a second each) between two checks that the consumer still exists.
+const IDLE_PUMPS_PER_CHECK: u32 = 5;
 
 thread_local! {
     static PHASE: RefCell<Phase> = const { RefCell::new(Phase::Uninitialized) };
@@ -78,7 +90,7 @@ impl Guest for Component {
             metadata::parse(&metadata).map_err(|err| Error::InvalidMetadata(err.to_string()))?;
         // Two credentials configured: the reference ignores one silently; we say which.
         for warning in parsed.credentials().warnings() {
-            dapr::jetstream::log::log(dapr::jetstream::log::Level::Warn, &warning);
+            log(Level::Warn, &warning);
         }
         let connection =
             Connection::connect(&connect_options(&parsed)).map_err(|err| connect_error(&err))?;
@@ -190,7 +202,14 @@ impl Guest for Component {
                 },
             };
             let plan = plan_consumer(&ready.metadata, &topic);
-            let (consumer, subscription) = listen(ready, &stream, &topic, &plan)?;
+            let resumed = match &request.resume_consumer {
+                Some(name) => resume(ready, &stream, &topic, &plan, name)?,
+                None => None,
+            };
+            let (consumer, subscription) = match resumed {
+                Some(resumed) => resumed,
+                None => listen(ready, &stream, &topic, &plan)?,
+            };
             if let Some(interval) = keep_alive_interval(&plan) {
                 subscription.keep_alive(interval);
             }
@@ -200,9 +219,12 @@ impl Guest for Component {
                 id,
                 Subscribed {
                     topic,
+                    stream,
+                    plan,
                     redelivery: Redelivery::from_metadata(&ready.metadata),
                     subscription,
                     consumer,
+                    idle_pumps: 0,
                 },
             );
             Ok(id)
@@ -232,6 +254,11 @@ impl Guest for Component {
                 .map_err(|err| {
                     transport_error(&format!("receiving on {}", subscribed.topic), &err)
                 })?;
+            if batch.is_empty() {
+                return watch_consumer(ready, subscription).map(|()| 0);
+            }
+            let subscribed = self::subscribed(ready, subscription)?;
+            subscribed.idle_pumps = 0;
             let count = batch.len() as u32;
             let messages: Vec<NewMessage> = batch
                 .iter()
@@ -247,6 +274,8 @@ impl Guest for Component {
                 Concurrency::Single => {
                     // One at a time, in order; each answered as soon as it is handled.
                     for (delivery, message) in batch.iter().zip(&messages) {
+                        #[cfg(feature = "fault-injection")]
+                        crate::fault::inject(&delivery.payload);
                         let status = app::deliver(subscription, message);
                         if let Some(reply) = answer(delivery, status) {
                             send_answers(subscribed, &[reply])?;
@@ -334,6 +363,81 @@ enum Bound {
 /// replica listening where nothing is sent. So the creator of a durable reads it back once it
 /// listens (after that, a move is refused with "consumer name already in use") and, if the
 /// deliver subject moved, joins the consumer where it now is, under the binding rules.
+/// Binds to the consumer a failed instance was using (`resume-consumer`), so its
+/// position is kept; none when that consumer is gone. The previous instance's listener
+/// died with it, so the consumer is taken as unbound.
+fn resume(
+    ready: &Ready,
+    stream: &str,
+    topic: &str,
+    plan: &ConsumerPlan,
+    name: &str,
+) -> Result<Option<(transport::ConsumerInfo, transport::Subscription)>, Error> {
+    let Some(existing) = consumer_info(ready, stream, name)? else {
+        return Ok(None);
+    };
+    let unbound = ExistingConsumer {
+        push_bound: false,
+        ..existing_consumer(&existing)
+    };
+    let deliver_subject = binding::check(&unbound, topic, plan.deliver_group.as_deref())
+        .map_err(|err| Error::Terminal(err.to_string()))?;
+    let subscription = listen_on(ready, topic, &deliver_subject, plan)?;
+    Ok(Some((existing, subscription)))
+}
+
+/// Called after an empty pump: now and then, checks that the consumer still exists, and
+/// recreates it from the plan on the same deliver subject when it was deleted (the
+/// listener keeps listening there). A deleted stream ends the subscription with a
+/// terminal error instead of leaving it silent.
+fn watch_consumer(ready: &mut Ready, id: u64) -> Result<(), Error> {
+    let subscribed = subscribed(ready, id)?;
+    subscribed.idle_pumps += 1;
+    if subscribed.idle_pumps % IDLE_PUMPS_PER_CHECK != 0 {
+        return Ok(());
+    }
+    let (stream, name, topic) = (
+        subscribed.stream.clone(),
+        subscribed.consumer.name.clone(),
+        subscribed.topic.clone(),
+    );
+    let mut config = consumer_config(&subscribed.plan);
+    config.deliver_subject = subscribed.consumer.config.deliver_subject.clone();
+    match ready.connection.consumer_info(&stream, &name) {
+        // Present, or the server is unreachable for now: look again later.
+        Ok(Some(_)) | Err(_) => return Ok(()),
+        Ok(None) => {}
+    }
+    match ready.connection.create_consumer(&stream, &config) {
+        Ok(info) => {
+            log(
+                Level::Warn,
+                &format!(
+                    "consumer {name:?} of stream {stream:?} was deleted; recreated it for {topic} as {:?}",
+                    info.name
+                ),
+            );
+            self::subscribed(ready, id)?.consumer = info;
+            Ok(())
+        }
+        Err(TransportError::Jetstream(api)) if api.code == STREAM_NOT_FOUND => {
+            Err(Error::Terminal(format!(
+                "stream {stream:?} no longer exists: the subscription to {topic} ended"
+            )))
+        }
+        Err(err) => {
+            log(
+                Level::Warn,
+                &format!(
+                    "consumer {name:?} of stream {stream:?} was deleted; recreating it failed: {}",
+                    describe(&err)
+                ),
+            );
+            Ok(())
+        }
+    }
+}
+
 fn listen(
     ready: &Ready,
     stream: &str,

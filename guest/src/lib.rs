@@ -14,6 +14,8 @@ pub mod binding;
 pub mod component;
 pub mod consumer;
 pub mod disposition;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod message;
 pub mod metadata;
 pub mod publish;

@@ -94,6 +94,7 @@ impl app::Host for InstanceState {
         _subscription: u64,
         message: types::NewMessage,
     ) -> wasmtime::Result<types::AppStatus> {
+        let _host = self.host_time();
         Ok(to_status(self.handler().handle(to_message(message)).await))
     }
 
@@ -102,6 +103,7 @@ impl app::Host for InstanceState {
         _subscription: u64,
         messages: Vec<types::NewMessage>,
     ) -> wasmtime::Result<Vec<types::AppStatus>> {
+        let _host = self.host_time();
         let handler = self.handler();
         let statuses = futures::future::join_all(
             messages

@@ -12,3 +12,4 @@ wasmtime::component::bindgen!({
 });
 
 pub(crate) use dapr::jetstream::{app, log, transport, types};
+pub(crate) use exports::dapr::jetstream::pubsub;

@@ -9,7 +9,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::app::Handler;
 use crate::bindings::types;
-use crate::sandbox::SandboxLimits;
+use crate::sandbox::{CpuMeter, HostTime, SandboxLimits};
 use crate::transport::ClientPool;
 
 /// What every instance of one runtime shares: the NATS clients and the limits.
@@ -26,6 +26,7 @@ pub(crate) struct InstanceState {
     shared: Arc<Shared>,
     handler: Arc<dyn Handler>,
     stop: watch::Receiver<bool>,
+    pub(crate) meter: CpuMeter,
 }
 
 impl InstanceState {
@@ -50,6 +51,7 @@ impl InstanceState {
             shared,
             handler,
             stop,
+            meter: CpuMeter::new(),
         }
     }
 
@@ -63,6 +65,11 @@ impl InstanceState {
 
     pub(crate) fn handler(&self) -> Arc<dyn Handler> {
         self.handler.clone()
+    }
+
+    /// Starts timing a host import: its duration does not count against the CPU budget.
+    pub(crate) fn host_time(&self) -> HostTime {
+        self.meter.in_host()
     }
 
     pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {

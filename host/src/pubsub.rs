@@ -196,17 +196,14 @@ impl Runtime {
     /// A component instance initialised with `metadata` (Dapr's `Init`), for publishing and
     /// as the parent of subscriptions.
     pub async fn pubsub(&self, metadata: Metadata) -> Result<PubSub, Error> {
-        let (_never, stop) = watch::channel(false);
-        let mut instance = self.instantiate(no_subscriber(), stop).await?;
-        instance
-            .bindings
-            .dapr_jetstream_pubsub()
-            .call_init(&mut instance.store, &metadata)
-            .await??;
+        let instance = self.initialised(no_subscriber(), &metadata).await?;
         Ok(PubSub {
             runtime: self.clone(),
             metadata,
-            publisher: Mutex::new(instance),
+            publisher: Mutex::new(Publisher {
+                instance,
+                poisoned: false,
+            }),
         })
     }
 
@@ -217,32 +214,77 @@ impl Runtime {
     ) -> Result<ConnectionSettings, Error> {
         let (_never, stop) = watch::channel(false);
         let mut instance = self.instantiate(no_subscriber(), stop).await?;
-        let options = instance
-            .bindings
-            .dapr_jetstream_pubsub()
-            .call_connection_options(&mut instance.store, metadata)
-            .await??;
+        let (api, store) = instance.call();
+        let options = api.call_connection_options(store, metadata).await??;
         Ok(ConnectionSettings(options))
     }
+
+    /// A fresh instance delivering to `handler`, initialised with `metadata`.
+    async fn initialised(
+        &self,
+        handler: Arc<dyn Handler>,
+        metadata: &Metadata,
+    ) -> Result<Instance, Error> {
+        self.initialised_with_stop(handler, metadata, watch::channel(false).1)
+            .await
+    }
+
+    async fn initialised_with_stop(
+        &self,
+        handler: Arc<dyn Handler>,
+        metadata: &Metadata,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Instance, Error> {
+        let mut instance = self.instantiate(handler, stop).await?;
+        let (api, store) = instance.call();
+        api.call_init(store, metadata).await??;
+        Ok(instance)
+    }
+}
+
+/// The instance that publishes. A trap poisons an instance ("cannot enter component
+/// instance"); the next call gets a fresh, re-initialised one.
+struct Publisher {
+    instance: Instance,
+    poisoned: bool,
 }
 
 /// An initialised component: Dapr's `PubSub`.
 pub struct PubSub {
     runtime: Runtime,
     metadata: Metadata,
-    publisher: Mutex<Instance>,
+    publisher: Mutex<Publisher>,
+}
+
+/// Records a trap on the publisher, so the next call replaces the instance.
+fn note_trap<T>(publisher: &mut Publisher, result: wasmtime::Result<T>) -> Result<T, Error> {
+    result.map_err(|trap| {
+        publisher.poisoned = true;
+        tracing::error!(error = %format!("{trap:#}"), "the component trapped; its instance will be replaced");
+        Error::from(trap)
+    })
 }
 
 impl PubSub {
+    /// The publisher instance, replaced first if a trap poisoned it.
+    async fn publisher(&self) -> Result<tokio::sync::MutexGuard<'_, Publisher>, Error> {
+        let mut publisher = self.publisher.lock().await;
+        if publisher.poisoned {
+            publisher.instance = self
+                .runtime
+                .initialised(no_subscriber(), &self.metadata)
+                .await?;
+            publisher.poisoned = false;
+        }
+        Ok(publisher)
+    }
+
     /// Dapr feature names the component reports.
     pub async fn features(&self) -> Result<Vec<String>, Error> {
-        let mut guard = self.publisher.lock().await;
-        let instance = &mut *guard;
-        Ok(instance
-            .bindings
-            .dapr_jetstream_pubsub()
-            .call_features(&mut instance.store)
-            .await?)
+        let mut publisher = self.publisher().await?;
+        let (api, store) = publisher.instance.call();
+        let result = api.call_features(store).await;
+        note_trap(&mut publisher, result)
     }
 
     /// Publishes `data` on `topic` and waits for the stream's acknowledgement.
@@ -269,14 +311,10 @@ impl PubSub {
             content_type,
             metadata,
         };
-        let mut guard = self.publisher.lock().await;
-        let instance = &mut *guard;
-        let ack = instance
-            .bindings
-            .dapr_jetstream_pubsub()
-            .call_publish(&mut instance.store, &request)
-            .await??;
-        Ok(ack.into())
+        let mut publisher = self.publisher().await?;
+        let (api, store) = publisher.instance.call();
+        let result = api.call_publish(store, &request).await;
+        Ok(note_trap(&mut publisher, result)??.into())
     }
 
     /// Publishes many entries to `topic`, pipelined; one result per entry, in order.
@@ -299,13 +337,10 @@ impl PubSub {
                 .collect(),
             metadata,
         };
-        let mut guard = self.publisher.lock().await;
-        let instance = &mut *guard;
-        let results = instance
-            .bindings
-            .dapr_jetstream_pubsub()
-            .call_bulk_publish(&mut instance.store, &request)
-            .await??;
+        let mut publisher = self.publisher().await?;
+        let (api, store) = publisher.instance.call();
+        let result = api.call_bulk_publish(store, &request).await;
+        let results = note_trap(&mut publisher, result)??;
         Ok(results
             .into_iter()
             .map(|r| BulkEntryResult {
@@ -317,14 +352,7 @@ impl PubSub {
 
     /// The connection settings of this component's metadata.
     pub async fn connection_settings(&self) -> Result<ConnectionSettings, Error> {
-        let mut guard = self.publisher.lock().await;
-        let instance = &mut *guard;
-        let options = instance
-            .bindings
-            .dapr_jetstream_pubsub()
-            .call_connection_options(&mut instance.store, &self.metadata)
-            .await??;
-        Ok(ConnectionSettings(options))
+        self.runtime.connection_settings(&self.metadata).await
     }
 
     /// Subscribes to `topic` (wildcards allowed) and delivers every message to `handler`,
@@ -346,70 +374,140 @@ impl PubSub {
         handler: Arc<dyn Handler>,
     ) -> Result<Subscription, Error> {
         let (stop_sender, stop) = watch::channel(false);
-        let mut instance = self.runtime.instantiate(handler, stop).await?;
-        let api = instance.bindings.dapr_jetstream_pubsub();
-        api.call_init(&mut instance.store, &self.metadata).await??;
         let request = types::SubscribeRequest {
             topic: topic.to_string(),
             metadata,
+            resume_consumer: None,
         };
-        let id = api.call_subscribe(&mut instance.store, &request).await??;
-        let consumer = api.call_consumer(&mut instance.store, id).await??;
-        let stopping = stop_sender.subscribe();
-        let task = tokio::spawn(pump(instance, id, topic.to_string(), stopping));
+        let listener = Listener {
+            runtime: self.runtime.clone(),
+            metadata: self.metadata.clone(),
+            handler,
+            request,
+            stop,
+        };
+        let (instance, id, consumer) = listener.start().await?;
+        let summary = ConsumerSummary::from(consumer);
+        let task = tokio::spawn(listener.pump(instance, id, summary.name.clone()));
         Ok(Subscription {
             stop: stop_sender,
             task,
-            consumer: consumer.into(),
+            consumer: summary,
         })
     }
 
     /// Closes the component (Dapr's `Close`): publishing afterwards is a terminal error.
     /// Subscriptions are stopped with [`Subscription::stop`].
     pub async fn close(&self) -> Result<(), Error> {
-        let mut guard = self.publisher.lock().await;
-        let instance = &mut *guard;
-        instance
-            .bindings
-            .dapr_jetstream_pubsub()
-            .call_close(&mut instance.store)
-            .await??;
+        let mut publisher = self.publisher().await?;
+        let (api, store) = publisher.instance.call();
+        let result = api.call_close(store).await;
+        note_trap(&mut publisher, result)??;
         Ok(())
     }
 }
 
-/// Moves messages until stopped. A pump call is never abandoned half-way: the stop
-/// signal makes the pending `next-batch` return, the messages already taken are
-/// delivered and answered, then the loop ends and the subscription is closed.
-async fn pump(
-    mut instance: Instance,
-    id: u64,
-    topic: String,
+/// Everything needed to (re)create a subscription's instance.
+struct Listener {
+    runtime: Runtime,
+    metadata: Metadata,
+    handler: Arc<dyn Handler>,
+    request: types::SubscribeRequest,
     stop: watch::Receiver<bool>,
-) -> Result<(), Error> {
-    const MAX_MESSAGES: u32 = 1024;
-    const WAIT_MS: u32 = 1_000;
-    let api = instance.bindings.dapr_jetstream_pubsub();
-    while !*stop.borrow() {
-        match api
-            .call_pump(&mut instance.store, id, MAX_MESSAGES, WAIT_MS)
-            .await?
-        {
-            Ok(_delivered) => {}
-            Err(err) => {
-                let err = Error::from(err);
-                if !err.is_retriable() {
-                    tracing::error!(%topic, error = %err, "subscription ended");
-                    return Err(err);
+}
+
+impl Listener {
+    /// A fresh instance, initialised and subscribed: its subscription id and consumer.
+    async fn start(&self) -> Result<(Instance, u64, transport::ConsumerInfo), Error> {
+        let mut instance = self
+            .runtime
+            .initialised_with_stop(self.handler.clone(), &self.metadata, self.stop.clone())
+            .await?;
+        let (api, store) = instance.call();
+        let id = api.call_subscribe(store, &self.request).await??;
+        let (api, store) = instance.call();
+        let consumer = api.call_consumer(store, id).await??;
+        Ok((instance, id, consumer))
+    }
+
+    /// Moves messages until stopped. A pump call is never abandoned half-way: the stop
+    /// signal makes the pending `next-batch` return, the messages already taken are
+    /// delivered and answered, then the loop ends and the subscription is closed.
+    ///
+    /// When the component traps (a bug, or a sandbox limit), its instance is dropped —
+    /// the messages it held unanswered are handed back to the server — and a fresh one
+    /// from the pre-instantiated component resumes on the same consumer.
+    async fn pump(
+        mut self,
+        mut instance: Instance,
+        mut id: u64,
+        consumer: String,
+    ) -> Result<(), Error> {
+        const MAX_MESSAGES: u32 = 1024;
+        const WAIT_MS: u32 = 1_000;
+        const QUARANTINE_MESSAGES: u32 = 32;
+        let topic = self.request.topic.clone();
+        self.request.resume_consumer = Some(consumer);
+        let mut traps_in_a_row = 0u32;
+        // After a trap, messages are taken one at a time for a while, so a poison message
+        // fails alone instead of taking a batch of innocent ones down with it.
+        let mut quarantine = 0u32;
+        while !*self.stop.borrow() {
+            let max = if quarantine > 0 { 1 } else { MAX_MESSAGES };
+            let (api, store) = instance.call();
+            match api.call_pump(store, id, max, WAIT_MS).await {
+                Ok(Ok(delivered)) => {
+                    traps_in_a_row = 0;
+                    quarantine = quarantine.saturating_sub(delivered);
                 }
-                tracing::warn!(%topic, error = %err, "delivery failed; retrying");
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                Ok(Err(err)) => {
+                    let err = Error::from(err);
+                    if !err.is_retriable() {
+                        tracing::error!(%topic, error = %err, "subscription ended");
+                        return Err(err);
+                    }
+                    tracing::warn!(%topic, error = %err, "delivery failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(trap) => {
+                    traps_in_a_row += 1;
+                    quarantine = QUARANTINE_MESSAGES;
+                    tracing::error!(%topic, error = %format!("{trap:#}"), "the component trapped; replacing its instance");
+                    drop(instance);
+                    (instance, id) = self.restart(traps_in_a_row).await?;
+                }
+            }
+        }
+        let (api, store) = instance.call();
+        api.call_unsubscribe(store, id).await??;
+        let (api, store) = instance.call();
+        api.call_close(store).await??;
+        Ok(())
+    }
+
+    /// Re-creates the instance after a trap, backing off when traps repeat (a message
+    /// that makes the component trap comes back until `maxDeliver` ends it).
+    async fn restart(&self, traps_in_a_row: u32) -> Result<(Instance, u64), Error> {
+        let mut attempt = traps_in_a_row;
+        loop {
+            let backoff = Duration::from_millis(50u64 << attempt.min(7).saturating_sub(1));
+            tokio::time::sleep(backoff).await;
+            match self.start().await {
+                Ok((instance, id, _consumer)) => return Ok((instance, id)),
+                Err(err) if err.is_retriable() || matches!(err, Error::Trap(_)) => {
+                    tracing::warn!(topic = %self.request.topic, error = %err, "re-creating the subscription failed; retrying");
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+            if *self.stop.borrow() {
+                return Err(Error::Terminal(format!(
+                    "stopped while re-creating the subscription to {}",
+                    self.request.topic
+                )));
             }
         }
     }
-    api.call_unsubscribe(&mut instance.store, id).await??;
-    api.call_close(&mut instance.store).await??;
-    Ok(())
 }
 
 /// A running subscription: its own instance, pumping on its own task.

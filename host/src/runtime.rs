@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 use crate::app::Handler;
+use crate::bindings::pubsub::Guest;
 use crate::bindings::{JetstreamPubsub, JetstreamPubsubPre};
 use crate::error::Error;
 use crate::instance::{InstanceState, Shared};
@@ -61,7 +62,10 @@ impl RuntimeBuilder {
     pub fn build(self) -> Result<Runtime, Error> {
         let mut config = Config::new();
         config.wasm_component_model(true);
+        // Preemption for runaway guests: every call gets a deadline in epoch ticks.
+        config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|err| Error::Load(format!("{err:#}")))?;
+        spawn_epoch_ticker(&engine);
         let component = match &self.component {
             ComponentSource::Embedded => Component::new(&engine, EMBEDDED_COMPONENT),
             ComponentSource::Bytes(bytes) => Component::new(&engine, bytes),
@@ -94,6 +98,35 @@ pub(crate) struct Instance {
     pub(crate) bindings: JetstreamPubsub,
 }
 
+impl Instance {
+    /// The exports and the store for one call, with the CPU budget restarted.
+    pub(crate) fn call(&mut self) -> (&Guest, &mut Store<InstanceState>) {
+        self.store.data_mut().meter.begin_call();
+        self.store.set_epoch_deadline(1);
+        (self.bindings.dapr_jetstream_pubsub(), &mut self.store)
+    }
+}
+
+/// How often the engine's epoch advances: the granularity of the CPU budget.
+const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Advances the engine's epoch until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::error!(error = %err, "cannot start the epoch thread: runaway guests will not be stopped");
+    }
+}
+
 impl Runtime {
     /// A builder for the embedded component with default limits.
     pub fn builder() -> RuntimeBuilder {
@@ -119,6 +152,19 @@ impl Runtime {
             InstanceState::new(self.shared.clone(), handler, stop),
         );
         store.limiter(|state| &mut state.store_limits);
+        // At each tick the call's compute time (host imports excluded) is checked against
+        // the budget; under it, the guest yields to the executor and goes on.
+        let budget = self.shared.limits.cpu_per_call;
+        store.epoch_deadline_callback(move |store| {
+            let used = store.data().meter.guest_time();
+            if used > budget {
+                return Err(wasmtime::Error::msg(format!(
+                    "the component computed for more than {budget:?} in one call (CPU budget)"
+                )));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store.set_epoch_deadline(1);
         let bindings = self
             .pre
             .instantiate_async(&mut store)

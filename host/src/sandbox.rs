@@ -1,6 +1,10 @@
 //! What an (untrusted) component may do: memory, batch sizes, and which subjects the
 //! transport imports will touch on its behalf.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use crate::bindings::transport::{OutboundMessage, TransportError};
 
 /// Limits applied to every component instance. Defaults suit a pub/sub component: they
@@ -11,6 +15,9 @@ pub struct SandboxLimits {
     pub memory_bytes: usize,
     /// Most messages one `next-batch` or `publish-batch` call may carry. Default 1024.
     pub max_batch: u32,
+    /// Time the component may compute in one call, not counting the time it waits on
+    /// the transport or the application. Default 2 s; a runaway loop traps after it.
+    pub cpu_per_call: Duration,
 }
 
 impl Default for SandboxLimits {
@@ -18,6 +25,7 @@ impl Default for SandboxLimits {
         Self {
             memory_bytes: 64 << 20,
             max_batch: 1024,
+            cpu_per_call: Duration::from_secs(2),
         }
     }
 }
@@ -31,6 +39,12 @@ impl SandboxLimits {
     /// Sets the memory one instance may grow to.
     pub fn memory_bytes(mut self, bytes: usize) -> Self {
         self.memory_bytes = bytes;
+        self
+    }
+
+    /// Sets the compute time one call may take (waiting on imports excluded).
+    pub fn cpu_per_call(mut self, budget: Duration) -> Self {
+        self.cpu_per_call = budget;
         self
     }
 
@@ -64,6 +78,58 @@ impl SandboxLimits {
             )));
         }
         Ok(())
+    }
+}
+
+/// How long the current call into an instance has computed: wall time since the call
+/// began, minus the time spent in host imports (waiting on NATS or the application is not
+/// the component's doing).
+#[derive(Debug)]
+pub(crate) struct CpuMeter {
+    call_started: Instant,
+    in_host: Arc<AtomicU64>,
+}
+
+impl CpuMeter {
+    pub(crate) fn new() -> Self {
+        Self {
+            call_started: Instant::now(),
+            in_host: Arc::default(),
+        }
+    }
+
+    /// Starts metering a new call.
+    pub(crate) fn begin_call(&mut self) {
+        self.call_started = Instant::now();
+        self.in_host.store(0, Ordering::Relaxed);
+    }
+
+    /// Compute time of the current call so far.
+    pub(crate) fn guest_time(&self) -> Duration {
+        self.call_started
+            .elapsed()
+            .saturating_sub(Duration::from_nanos(self.in_host.load(Ordering::Relaxed)))
+    }
+
+    /// Measures one host import; the time until the guard drops is not the guest's.
+    pub(crate) fn in_host(&self) -> HostTime {
+        HostTime {
+            started: Instant::now(),
+            total: self.in_host.clone(),
+        }
+    }
+}
+
+/// Guard of one host import's duration.
+pub(crate) struct HostTime {
+    started: Instant,
+    total: Arc<AtomicU64>,
+}
+
+impl Drop for HostTime {
+    fn drop(&mut self) {
+        let nanos = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.total.fetch_add(nanos, Ordering::Relaxed);
     }
 }
 

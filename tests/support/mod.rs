@@ -16,6 +16,11 @@ use jetstream_pubsub_host::{AppStatus, ConnectionSettings, Message, Metadata, Pu
 
 /// A JetStream server for one test.
 pub fn server() -> NatsServer {
+    // Host and component logs show with RUST_LOG=... (e.g. RUST_LOG=debug) and --nocapture.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     ServerOptions::jetstream()
         .start()
         .expect("nats-server starts (apt-get install -y nats-server)")

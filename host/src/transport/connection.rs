@@ -32,6 +32,7 @@ impl transport::HostConnection for InstanceState {
         &mut self,
         options: ConnectOptions,
     ) -> wasmtime::Result<Result<Resource<ConnectionHandle>, TransportError>> {
+        let _host = self.host_time();
         if let Err(refusal) = self.sandbox().check_servers(&options.servers) {
             return Ok(Err(refusal));
         }
@@ -54,6 +55,7 @@ impl transport::HostConnection for InstanceState {
         this: Resource<ConnectionHandle>,
         message: OutboundMessage,
     ) -> wasmtime::Result<Result<PubAck, TransportError>> {
+        let _host = self.host_time();
         let connection = self.table.get(&this)?;
         let publish = match self.sandbox().check_publish(&message) {
             Ok(()) => convert::publish_message(message),
@@ -81,6 +83,7 @@ impl transport::HostConnection for InstanceState {
         this: Resource<ConnectionHandle>,
         messages: Vec<OutboundMessage>,
     ) -> wasmtime::Result<Vec<Result<PubAck, TransportError>>> {
+        let _host = self.host_time();
         let connection = self.table.get(&this)?;
         if messages.len() > self.sandbox().max_batch as usize {
             let refusal = TransportError::Refused(format!(
@@ -128,6 +131,7 @@ impl transport::HostConnection for InstanceState {
         this: Resource<ConnectionHandle>,
         subject: String,
     ) -> wasmtime::Result<Result<Option<String>, TransportError>> {
+        let _host = self.host_time();
         use async_nats::jetstream::context::GetStreamByNameErrorKind as Kind;
         let connection = self.table.get(&this)?;
         Ok(
@@ -155,6 +159,7 @@ impl transport::HostConnection for InstanceState {
         stream: String,
         consumer: String,
     ) -> wasmtime::Result<Result<Option<ConsumerInfo>, TransportError>> {
+        let _host = self.host_time();
         let connection = self.table.get(&this)?;
         let found = connection
             .jetstream
@@ -185,6 +190,7 @@ impl transport::HostConnection for InstanceState {
         stream: String,
         config: ConsumerConfig,
     ) -> wasmtime::Result<Result<ConsumerInfo, TransportError>> {
+        let _host = self.host_time();
         let connection = self.table.get(&this)?;
         let deliver_subject = match &config.deliver_subject {
             Some(subject) => match self.sandbox().check_deliver_subject(subject) {
@@ -213,6 +219,7 @@ impl transport::HostConnection for InstanceState {
         deliver_subject: String,
         queue_group: Option<String>,
     ) -> wasmtime::Result<Result<Resource<SubscriptionHandle>, TransportError>> {
+        let _host = self.host_time();
         if let Err(refusal) = self.sandbox().check_deliver_subject(&deliver_subject) {
             return Ok(Err(refusal));
         }
@@ -247,6 +254,7 @@ impl transport::HostConnection for InstanceState {
         &mut self,
         this: Resource<ConnectionHandle>,
     ) -> wasmtime::Result<Result<(), TransportError>> {
+        let _host = self.host_time();
         let connection = self.table.get(&this)?;
         Ok(connection
             .client()

@@ -32,10 +32,46 @@ pub struct SubscriptionHandle {
 /// Unanswered deliveries, shared with the keep-alive task.
 type Unanswered = Arc<Mutex<HashMap<u64, async_nats::Subject>>>;
 
+/// How long a delivery that was in the component's hands when it failed stays away:
+/// one of them may be the message that made it fail, and the others should get through
+/// before it comes back.
+const SUSPECT_DELAY_NS: u64 = 1_000_000_000;
+
 impl Drop for SubscriptionHandle {
+    /// Nothing is lost when a subscription goes away without answering (its instance
+    /// trapped, or it dropped the subscription): deliveries the component took and never
+    /// answered are handed back with a delayed `-NAK` (one of them may be a poison
+    /// message), and messages buffered but never taken with a plain `-NAK`, so the server
+    /// redelivers them now rather than after the ack wait.
     fn drop(&mut self) {
         if let Some(task) = self.keep_alive.take() {
             task.abort();
+        }
+        let suspects: Vec<_> = lock(&self.unanswered)
+            .drain()
+            .map(|(_, reply)| reply)
+            .collect();
+        let untouched = match &mut self.state {
+            Lifecycle::Active(subscriber) => drain_buffered(subscriber),
+            Lifecycle::Closed => Vec::new(),
+        };
+        if suspects.is_empty() && untouched.is_empty() {
+            return;
+        }
+        let client = self.client.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let delayed = ack_body(&AckKind::Nak(Some(SUSPECT_DELAY_NS)));
+                for reply in suspects {
+                    let _ = client.publish(reply, delayed.clone()).await;
+                }
+                for reply in untouched {
+                    let _ = client
+                        .publish(reply, bytes::Bytes::from_static(b"-NAK"))
+                        .await;
+                }
+                let _ = client.flush().await;
+            });
         }
     }
 }
@@ -118,6 +154,20 @@ impl SubscriptionHandle {
     }
 }
 
+/// Takes the messages already buffered for a subscriber that is going away, so they can
+/// be handed back (`-NAK`) instead of waiting out the ack wait on the server.
+fn drain_buffered(subscriber: &mut async_nats::Subscriber) -> Vec<async_nats::Subject> {
+    let mut replies = Vec::new();
+    while let Some(Some(message)) = subscriber.next().now_or_never() {
+        if message.status.is_none()
+            && let Some(reply) = message.reply
+        {
+            replies.push(reply);
+        }
+    }
+    replies
+}
+
 /// The wire body of an answer (JetStream's ack protocol).
 fn ack_body(kind: &AckKind) -> bytes::Bytes {
     match kind {
@@ -138,6 +188,7 @@ impl transport::HostSubscription for InstanceState {
         max: u32,
         wait_ms: u32,
     ) -> wasmtime::Result<Result<Vec<Delivery>, TransportError>> {
+        let _host = self.host_time();
         let limit = max.min(self.sandbox().max_batch).max(1) as usize;
         let wait = Duration::from_millis(u64::from(wait_ms));
         let subscription = self.table.get_mut(&this)?;
@@ -194,6 +245,7 @@ impl transport::HostSubscription for InstanceState {
         this: Resource<SubscriptionHandle>,
         answers: Vec<(u64, AckKind)>,
     ) -> wasmtime::Result<Result<(), TransportError>> {
+        let _host = self.host_time();
         let subscription = self.table.get_mut(&this)?;
         for (token, kind) in answers {
             let reply = match kind {
@@ -249,11 +301,20 @@ impl transport::HostSubscription for InstanceState {
         &mut self,
         this: Resource<SubscriptionHandle>,
     ) -> wasmtime::Result<Result<(), TransportError>> {
+        let _host = self.host_time();
         let subscription = self.table.get_mut(&this)?;
         if let Lifecycle::Active(mut subscriber) =
             std::mem::replace(&mut subscription.state, Lifecycle::Closed)
         {
             let _ = subscriber.unsubscribe().await;
+            // Messages that arrived but were never taken go back at once, for another
+            // subscriber of the consumer, instead of waiting out the ack wait.
+            for reply in drain_buffered(&mut subscriber) {
+                let _ = subscription
+                    .client
+                    .publish(reply, bytes::Bytes::from_static(b"-NAK"))
+                    .await;
+            }
         }
         // Answers already queued must reach the server before the consumer is left alone.
         let _ = subscription.client.flush().await;

@@ -1,0 +1,234 @@
+//! An untrusted component that misbehaves cannot crash, stall or widen the host: a trap
+//! is contained and the instance re-created, a runaway loop is stopped by the CPU budget
+//! (waiting on imports does not count), unbounded allocation hits the memory cap, and
+//! the transport refuses subjects outside the component's reach.
+//!
+//! The misbehaving component is the real one built with the `fault-injection` feature:
+//! payloads starting with `fault:trap`, `fault:spin` or `fault:hog` make it trap, loop or
+//! allocate while it holds that message.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use jetstream_pubsub_host::{AppStatus, Message, Runtime, SandboxLimits};
+use support::Recorder;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Builds the fault-injecting component once per test binary.
+fn faulty_component() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap()
+                .to_path_buf();
+            let target = workspace.join("target/guest-wasm-faults");
+            let status = Command::new(option_env!("CARGO").unwrap_or("cargo"))
+                .current_dir(&workspace)
+                .args([
+                    "build",
+                    "--locked",
+                    "-p",
+                    "jetstream-pubsub-guest",
+                    "--features",
+                    "fault-injection",
+                ])
+                .args(["--target", "wasm32-wasip2", "--profile", "guest-release"])
+                .env("CARGO_TARGET_DIR", &target)
+                .env_remove("RUSTFLAGS")
+                .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                .status()
+                .expect("cargo runs");
+            assert!(
+                status.success(),
+                "building the fault-injecting component failed"
+            );
+            target.join("wasm32-wasip2/guest-release/jetstream_pubsub_guest.wasm")
+        })
+        .clone()
+}
+
+fn faulty_runtime(limits: SandboxLimits) -> Runtime {
+    Runtime::builder()
+        .component_file(faulty_component())
+        .limits(limits)
+        .build()
+        .expect("the faulty component loads")
+}
+
+#[tokio::test]
+async fn a_trap_is_contained_and_the_message_in_flight_is_redelivered() {
+    let server = support::server();
+    support::stream(&server, "TRAP", &["trap"]).await;
+    let runtime = faulty_runtime(SandboxLimits::default());
+    let md = support::metadata(&[
+        ("natsURL", &server.url()),
+        ("durableName", "trap"),
+        ("maxDeliver", "5"),
+        ("ackWait", "2s"),
+    ]);
+    let pubsub = runtime.pubsub(md).await.unwrap();
+    // One batch: m-1 is handled, the trap hits while m-2 is taken but not yet handled.
+    for payload in ["m-1", "fault:trap", "m-2"] {
+        pubsub
+            .publish("trap", payload.as_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    let recorder = Recorder::new();
+    let subscription = pubsub
+        .subscribe("trap", recorder.accept_all())
+        .await
+        .unwrap();
+    recorder
+        .wait_until(WAIT, "m-1 and m-2", |m| m.len() >= 2)
+        .await;
+    pubsub.publish("trap", b"m-3".to_vec()).await.unwrap();
+    recorder
+        .wait_until(WAIT, "m-3 after the traps", |m| {
+            m.iter().any(|m| m.data == b"m-3")
+        })
+        .await;
+    assert_eq!(recorder.count_of("m-1"), 1);
+    assert!(
+        recorder.count_of("m-2") >= 1,
+        "the message in flight at the trap was redelivered"
+    );
+    assert_eq!(
+        recorder.count_of("fault:trap"),
+        0,
+        "the poison message never reached the application"
+    );
+    assert!(
+        !subscription.is_finished(),
+        "the subscription lives on a fresh instance"
+    );
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_runaway_loop_is_stopped_and_waiting_does_not_count() {
+    let server = support::server();
+    support::stream(&server, "SPIN", &["spin", "other"]).await;
+    let budget = Duration::from_millis(300);
+    let runtime = faulty_runtime(SandboxLimits::new().cpu_per_call(budget));
+    let md = support::metadata(&[("natsURL", &server.url()), ("maxDeliver", "1")]);
+    let pubsub = runtime.pubsub(md).await.unwrap();
+
+    // A handler slower than the budget, and pumps that wait a second each: neither is
+    // the component computing, so neither may trip the budget.
+    let other = Recorder::new();
+    let record = other.accept_all();
+    let slow_handler = move |message: Message| {
+        let status = record(message);
+        async move {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            status.await
+        }
+    };
+    let other_subscription = pubsub.subscribe("other", slow_handler).await.unwrap();
+    let spinner = Recorder::new();
+    let spin_subscription = pubsub
+        .subscribe("spin", spinner.accept_all())
+        .await
+        .unwrap();
+
+    pubsub
+        .publish("spin", b"fault:spin".to_vec())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    pubsub.publish("other", b"slow-1".to_vec()).await.unwrap();
+    other
+        .wait_until(WAIT, "slow-1 while the other instance spins", |m| {
+            !m.is_empty()
+        })
+        .await;
+    pubsub
+        .publish("spin", b"after-spin".to_vec())
+        .await
+        .unwrap();
+    spinner
+        .wait_until(WAIT, "the spinning subscription to recover", |m| {
+            !m.is_empty()
+        })
+        .await;
+    assert!(started.elapsed() < WAIT);
+    assert_eq!(
+        spinner.payloads(),
+        vec!["after-spin"],
+        "the runaway call was stopped, the subscription went on"
+    );
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        other.payloads(),
+        vec!["slow-1"],
+        "the slow handler was not cut off, nor its message redelivered"
+    );
+    other_subscription.stop().await.unwrap();
+    spin_subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn unbounded_allocation_hits_the_memory_cap() {
+    let server = support::server();
+    support::stream(&server, "HOG", &["hog"]).await;
+    let runtime = faulty_runtime(SandboxLimits::new().memory_bytes(32 << 20));
+    let md = support::metadata(&[("natsURL", &server.url()), ("maxDeliver", "1")]);
+    let pubsub = runtime.pubsub(md).await.unwrap();
+    let recorder = Recorder::new();
+    let subscription = pubsub
+        .subscribe("hog", recorder.accept_all())
+        .await
+        .unwrap();
+    pubsub.publish("hog", b"fault:hog".to_vec()).await.unwrap();
+    pubsub.publish("hog", b"after-hog".to_vec()).await.unwrap();
+    recorder
+        .wait_until(WAIT, "the message after the hog", |m| !m.is_empty())
+        .await;
+    assert_eq!(recorder.payloads(), vec!["after-hog"]);
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_transport_refuses_subjects_outside_the_components_reach() {
+    let server = support::server();
+    support::stream(&server, "SAFE", &["safe"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    for subject in [
+        "$JS.API.STREAM.DELETE.SAFE",
+        "$SYS.REQ.SERVER.PING",
+        "_INBOX.someone-else",
+    ] {
+        let err = pubsub.publish(subject, b"{}".to_vec()).await.unwrap_err();
+        assert!(err.to_string().contains("not allowed"), "{subject}: {err}");
+    }
+    let ack = pubsub
+        .publish("safe", b"still-here".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        (ack.stream.as_str(), ack.sequence),
+        ("SAFE", 1),
+        "the stream was not deleted"
+    );
+    let recorder = Recorder::new();
+    let subscription = pubsub
+        .subscribe("safe", recorder.handler(|_, _| AppStatus::Success))
+        .await
+        .unwrap();
+    recorder
+        .wait_until(WAIT, "the stored message", |m| !m.is_empty())
+        .await;
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
