@@ -700,3 +700,72 @@ async fn stop_waits_for_the_handler_and_leaves_the_durable() {
     );
     assert_eq!(info.num_ack_pending, 0);
 }
+
+#[tokio::test]
+async fn a_consumer_deleted_under_the_subscription_is_recreated() {
+    let server = support::server();
+    support::stream(&server, "GONE", &["gone"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[("durableName", "phoenix")]).await;
+    let recorder = Recorder::new();
+    let subscription = pubsub
+        .subscribe("gone", recorder.accept_all())
+        .await
+        .unwrap();
+    pubsub.publish("gone", b"before".to_vec()).await.unwrap();
+    recorder
+        .wait_until(WAIT, "the first message", |m| !m.is_empty())
+        .await;
+
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    jetstream
+        .delete_consumer_from_stream("phoenix", "GONE")
+        .await
+        .unwrap();
+    pubsub.publish("gone", b"after".to_vec()).await.unwrap();
+    recorder
+        .wait_until(
+            Duration::from_secs(20),
+            "the message published after the deletion",
+            |m| m.iter().any(|m| m.data == b"after"),
+        )
+        .await;
+    assert!(
+        consumer_info(&server.url(), "GONE", "phoenix")
+            .await
+            .is_some(),
+        "the durable exists again"
+    );
+    assert!(!subscription.is_finished());
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_deleted_stream_ends_the_subscription_with_a_clear_error() {
+    let server = support::server();
+    support::stream(&server, "DOOMED", &["doomed"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let subscription = pubsub
+        .subscribe("doomed", Recorder::new().accept_all())
+        .await
+        .unwrap();
+    let client = async_nats::connect(server.url()).await.unwrap();
+    async_nats::jetstream::new(client)
+        .delete_stream("DOOMED")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !subscription.is_finished() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let err = subscription
+        .stop()
+        .await
+        .expect_err("the subscription ended with an error");
+    assert_eq!(
+        err.to_string(),
+        "stream \"DOOMED\" no longer exists: the subscription to doomed ended"
+    );
+    runtime.shutdown().await;
+}

@@ -403,10 +403,16 @@ fn watch_consumer(ready: &mut Ready, id: u64) -> Result<(), Error> {
     );
     let mut config = consumer_config(&subscribed.plan);
     config.deliver_subject = subscribed.consumer.config.deliver_subject.clone();
+    let gone = || {
+        Error::Terminal(format!(
+            "stream {stream:?} no longer exists: the subscription to {topic} ended"
+        ))
+    };
     match ready.connection.consumer_info(&stream, &name) {
+        Ok(None) => {}
+        Err(TransportError::Jetstream(api)) if api.code == STREAM_NOT_FOUND => return Err(gone()),
         // Present, or the server is unreachable for now: look again later.
         Ok(Some(_)) | Err(_) => return Ok(()),
-        Ok(None) => {}
     }
     match ready.connection.create_consumer(&stream, &config) {
         Ok(info) => {
