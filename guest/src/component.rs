@@ -426,11 +426,7 @@ fn watch_consumer(ready: &mut Ready, id: u64) -> Result<(), Error> {
             self::subscribed(ready, id)?.consumer = info;
             Ok(())
         }
-        Err(TransportError::Jetstream(api)) if api.code == STREAM_NOT_FOUND => {
-            Err(Error::Terminal(format!(
-                "stream {stream:?} no longer exists: the subscription to {topic} ended"
-            )))
-        }
+        Err(TransportError::Jetstream(api)) if api.code == STREAM_NOT_FOUND => Err(gone()),
         Err(err) => {
             log(
                 Level::Warn,
