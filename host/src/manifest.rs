@@ -296,4 +296,67 @@ spec:
             assert!(!err.contains('\n'), "{err}");
         }
     }
+
+    /// Cases per property: 2,000 in the test suite; `PROPTEST_CASES=1000000` to fuzz.
+    fn fuzz_cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|cases| cases.parse().ok())
+            .unwrap_or(2_000)
+    }
+
+    /// YAML-ish scalars, including the characters and forms that make parsers stumble.
+    fn yaml_value() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            ".*",
+            "[-+]?[0-9_]{0,30}(\\.[0-9]*)?",
+            Just("~".to_string()),
+            Just("null".to_string()),
+            Just("&a [*a, *a]".to_string()),
+            Just("{name: x}".to_string()),
+            Just("!!binary aGk=".to_string()),
+            Just("\"unterminated".to_string()),
+            "[\\[\\]{}:,#&*!|>'\"%@` -]{0,12}",
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(fuzz_cases()))]
+
+        #[test]
+        fn arbitrary_text_never_panics_and_errors_are_one_line(text in ".*") {
+            match parse("c.yaml", &text, &[]) {
+                Ok(metadata) => proptest::prop_assert!(metadata.len() <= text.len()),
+                Err(err) => {
+                    let shown = err.to_string();
+                    proptest::prop_assert!(!shown.is_empty() && !shown.contains('\n'), "{}", shown);
+                }
+            }
+        }
+
+        #[test]
+        fn component_shaped_text_never_panics(
+            kind in proptest::prop_oneof![proptest::strategy::Just("Component".to_string()), yaml_value()],
+            component_type in proptest::prop_oneof![proptest::strategy::Just("pubsub.jetstream".to_string()), yaml_value()],
+            version in proptest::prop_oneof![proptest::strategy::Just("v1".to_string()), yaml_value()],
+            entries in proptest::collection::vec((yaml_value(), yaml_value(), proptest::bool::ANY), 0..8),
+        ) {
+            let mut text = format!("apiVersion: dapr.io/v1alpha1\nkind: {kind}\nspec:\n  type: {component_type}\n  version: {version}\n  metadata:\n");
+            for (name, value, secret) in &entries {
+                if *secret {
+                    text.push_str(&format!("  - name: {name}\n    secretKeyRef:\n      name: {value}\n      key: k\n"));
+                } else {
+                    text.push_str(&format!("  - name: {name}\n    value: {value}\n"));
+                }
+            }
+            match parse("c.yaml", &text, &[]) {
+                Ok(metadata) => proptest::prop_assert!(metadata.len() <= entries.len()),
+                Err(err) => {
+                    let shown = err.to_string();
+                    proptest::prop_assert!(!shown.is_empty() && !shown.contains('\n'), "{}", shown);
+                }
+            }
+        }
+    }
 }

@@ -1033,8 +1033,16 @@ fn any_value() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Cases per property: 2,000 in the test suite; `PROPTEST_CASES=1000000` for a fuzzing run.
+fn fuzz_cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(2_000)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(fuzz_cases()))]
 
     #[test]
     fn parse_and_plan_never_panic(
