@@ -30,6 +30,39 @@ async fn consumer_info(
     consumer.info().await.ok().cloned()
 }
 
+/// Wraps a recording handler so that each call takes `work` (a yield when zero) and the
+/// most calls ever running at once is counted.
+fn tracking_concurrency(
+    record: impl Fn(Message) -> std::future::Ready<AppStatus> + Send + Sync + 'static,
+    work: Duration,
+) -> (
+    impl Fn(Message) -> std::pin::Pin<Box<dyn std::future::Future<Output = AppStatus> + Send>>
+    + Send
+    + Sync
+    + 'static,
+    Arc<AtomicUsize>,
+) {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let max_in_flight = Arc::new(AtomicUsize::new(0));
+    let max = max_in_flight.clone();
+    let handler = move |message: Message| {
+        let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let status = record(message);
+        let in_flight = in_flight.clone();
+        Box::pin(async move {
+            if work.is_zero() {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(work).await;
+            }
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            status.await
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = AppStatus> + Send>>
+    };
+    (handler, max)
+}
+
 #[tokio::test]
 async fn max_deliver_stops_redelivery() {
     let server = support::server();
@@ -182,24 +215,8 @@ async fn single_mode_delivers_one_at_a_time_in_order() {
             .await
             .unwrap();
     }
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let max_in_flight = Arc::new(AtomicUsize::new(0));
     let recorder = Recorder::new();
-    let record = recorder.accept_all();
-    let handler = {
-        let (in_flight, max_in_flight) = (in_flight.clone(), max_in_flight.clone());
-        move |message: Message| {
-            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            max_in_flight.fetch_max(now, Ordering::SeqCst);
-            let status = record(message);
-            let in_flight = in_flight.clone();
-            async move {
-                tokio::task::yield_now().await;
-                in_flight.fetch_sub(1, Ordering::SeqCst);
-                status.await
-            }
-        }
-    };
+    let (handler, max_in_flight) = tracking_concurrency(recorder.accept_all(), Duration::ZERO);
     let subscription = pubsub.subscribe("seq", handler).await.unwrap();
     recorder
         .wait_until(WAIT, "200 messages", |m| m.len() >= 200)
@@ -234,8 +251,6 @@ async fn parallel_mode_runs_handlers_concurrently_bounded_by_max_ack_pending() {
             .await
             .unwrap();
     }
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let max_in_flight = Arc::new(AtomicUsize::new(0));
     let recorder = Recorder::new();
     // p-7 fails the first time: it must come back, the others must not.
     let record = recorder.handler(|m, nth| {
@@ -245,20 +260,7 @@ async fn parallel_mode_runs_handlers_concurrently_bounded_by_max_ack_pending() {
             AppStatus::Success
         }
     });
-    let handler = {
-        let (in_flight, max_in_flight) = (in_flight.clone(), max_in_flight.clone());
-        move |message: Message| {
-            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            max_in_flight.fetch_max(now, Ordering::SeqCst);
-            let status = record(message);
-            let in_flight = in_flight.clone();
-            async move {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                in_flight.fetch_sub(1, Ordering::SeqCst);
-                status.await
-            }
-        }
-    };
+    let (handler, max_in_flight) = tracking_concurrency(record, Duration::from_millis(50));
     let subscription = pubsub.subscribe("par", handler).await.unwrap();
     recorder
         .wait_until(WAIT, "101 deliveries", |m| m.len() >= 101)

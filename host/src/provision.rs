@@ -70,17 +70,7 @@ pub async fn add_stream(
     spec: &StreamSpec,
 ) -> Result<StreamSummary, ProvisionError> {
     use async_nats::jetstream::stream;
-    let servers = settings.servers();
-    let pool = crate::transport::ClientPool::default();
-    let shared = pool
-        .get_or_connect(&settings.0)
-        .await
-        .map_err(|err| ProvisionError::Connect {
-            servers: servers.clone(),
-            reason: crate::transport::describe(&err),
-        })?;
-    let jetstream =
-        async_nats::jetstream::with_prefix(shared.client.clone(), &settings.0.api_prefix);
+    let jetstream = connect(settings).await?;
     let create = |reason: String| ProvisionError::Create {
         name: spec.name.clone(),
         reason,
@@ -115,7 +105,7 @@ pub async fn add_stream(
         messages: info.state.messages,
         existed,
     };
-    let _ = shared.client.flush().await;
+    let _ = jetstream.client().flush().await;
     Ok(summary)
 }
 
@@ -124,18 +114,8 @@ pub async fn delete_stream(
     settings: &ConnectionSettings,
     name: &str,
 ) -> Result<(), ProvisionError> {
-    let servers = settings.servers();
-    let pool = crate::transport::ClientPool::default();
-    let shared = pool
-        .get_or_connect(&settings.0)
-        .await
-        .map_err(|err| ProvisionError::Connect {
-            servers,
-            reason: crate::transport::describe(&err),
-        })?;
-    let jetstream =
-        async_nats::jetstream::with_prefix(shared.client.clone(), &settings.0.api_prefix);
-    jetstream
+    connect(settings)
+        .await?
         .delete_stream(name)
         .await
         .map_err(|err| ProvisionError::Create {
@@ -143,4 +123,22 @@ pub async fn delete_stream(
             reason: crate::transport::chain(&err),
         })?;
     Ok(())
+}
+
+/// A JetStream context on a connection of its own, opened with the component's settings;
+/// the connection closes when the context is dropped.
+async fn connect(
+    settings: &ConnectionSettings,
+) -> Result<async_nats::jetstream::Context, ProvisionError> {
+    let shared = crate::transport::ClientPool::default()
+        .get_or_connect(&settings.0)
+        .await
+        .map_err(|err| ProvisionError::Connect {
+            servers: settings.servers(),
+            reason: crate::transport::describe(&err),
+        })?;
+    Ok(async_nats::jetstream::with_prefix(
+        shared.client.clone(),
+        &settings.0.api_prefix,
+    ))
 }
