@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use jetstream_pubsub_host::nats_server::ServerOptions;
 use jetstream_pubsub_host::{AppStatus, BulkEntry, Error, Message, PublishRequest};
 use support::Recorder;
@@ -36,10 +37,7 @@ fn tracking_concurrency(
     record: impl Fn(Message) -> std::future::Ready<AppStatus> + Send + Sync + 'static,
     work: Duration,
 ) -> (
-    impl Fn(Message) -> std::pin::Pin<Box<dyn std::future::Future<Output = AppStatus> + Send>>
-    + Send
-    + Sync
-    + 'static,
+    impl Fn(Message) -> BoxFuture<'static, AppStatus> + Send + Sync + 'static,
     Arc<AtomicUsize>,
 ) {
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -58,7 +56,7 @@ fn tracking_concurrency(
             }
             in_flight.fetch_sub(1, Ordering::SeqCst);
             status.await
-        }) as std::pin::Pin<Box<dyn std::future::Future<Output = AppStatus> + Send>>
+        }) as BoxFuture<'static, AppStatus>
     };
     (handler, max)
 }
