@@ -220,7 +220,8 @@ impl Counts {
 
 /// Messages the stream holds, asked with a raw async-nats client.
 async fn stream_messages(urls: &str, stream: &str) -> u64 {
-    let client = async_nats::connect(urls)
+    let urls: Vec<&str> = urls.split(',').collect();
+    let client = async_nats::connect(urls.as_slice())
         .await
         .expect("raw client connects");
     let jetstream = async_nats::jetstream::new(client);
@@ -240,6 +241,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crash_and_restart_loses_no_acknowledged_message() {
     const TOTAL: usize = 5_000;
+    const DOWN: Duration = Duration::from_secs(7);
     let mut server = support::server();
     support::stream(&server, "CRASH", &["crash"]).await;
     let url = server.url();
@@ -289,11 +291,12 @@ async fn crash_and_restart_loses_no_acknowledged_message() {
     let acked_before = acked.load(Ordering::SeqCst);
     let delivered_before = deliveries.snapshot().len();
     blocking(|| server.kill());
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Longer than the publish timeout (5 s): publishes in flight fail and are retried.
+    tokio::time::sleep(DOWN).await;
     blocking(|| server.start_again()).expect("the server restarts on the same port and store");
     println!(
         "crash: SIGKILL after {acked_before} acknowledged and {delivered_before} delivered; \
-         restarted after 3 s"
+         restarted after {DOWN:?}"
     );
 
     publisher.await.expect("the publisher finished");
@@ -622,7 +625,8 @@ async fn empty_binary_and_max_size_payloads_round_trip_and_oversize_fails_clearl
         );
         assert!(!err.is_retriable(), "too large stays too large: {err}");
         assert!(
-            err.to_string().contains("max_payload") && err.to_string().contains("payload"),
+            err.to_string().contains("max_payload")
+                && err.to_string().contains(&format!("limit of {MAX_PAYLOAD}")),
             "the error says why: {err}"
         );
     }
@@ -676,8 +680,7 @@ async fn a_backlog_of_max_size_messages_fits_the_memory_cap() {
     const COUNT: usize = 100;
     let server = support::server();
     support::stream(&server, "LARGE", &["large"]).await;
-    let (runtime, pubsub) =
-        support::pubsub(&server, &[("durableName", "large"), ("ackWait", "5s")]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[("durableName", "large")]).await;
     for i in 0..COUNT {
         let mut data = vec![b'x'; MAX_PAYLOAD];
         data[..8].copy_from_slice(format!("{i:08}").as_bytes());

@@ -54,6 +54,15 @@ impl SandboxLimits {
         self
     }
 
+    /// Payload bytes one `next-batch` hands over before it stops taking more (it always
+    /// takes at least one message): an eighth of the memory cap. A batch is copied into
+    /// the instance's memory and copied again as the messages it delivers, so a backlog
+    /// of large messages (up to the server's 1 MiB `max_payload`, or more where raised)
+    /// taken 1024 at a time would overrun the cap and trap the instance.
+    pub(crate) fn max_batch_bytes(&self) -> usize {
+        (self.memory_bytes / 8).max(1)
+    }
+
     /// Server URLs are the user's choice, given in the metadata; nothing to refuse yet.
     pub(crate) fn check_servers(&self, _servers: &[String]) -> Result<(), TransportError> {
         Ok(())

@@ -128,7 +128,9 @@ impl Cluster {
 
     /// Stream info from the running nodes, or None while it cannot be had.
     pub async fn stream_info(&self, stream: &str) -> Option<async_nats::jetstream::stream::Info> {
-        let client = async_nats::connect(self.running_urls()).await.ok()?;
+        let urls = self.running_urls();
+        let urls: Vec<&str> = urls.split(',').collect();
+        let client = async_nats::connect(urls.as_slice()).await.ok()?;
         let jetstream = async_nats::jetstream::new(client);
         let mut handle = jetstream.get_stream(stream).await.ok()?;
         handle.info().await.ok().cloned()

@@ -5,6 +5,7 @@
 
 pub mod capture;
 pub mod certs;
+pub mod cluster;
 pub mod jwt;
 
 use std::sync::{Arc, Mutex};

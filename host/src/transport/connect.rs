@@ -99,9 +99,8 @@ async fn connect(options: &ConnectOptions) -> Result<SharedClient, TransportErro
         }
         None => {}
     }
-    nats = nats
+    nats = reconnect_forever(nats)
         .name(options.name.clone())
-        .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
         .request_timeout(Some(Duration::from_millis(u64::from(
             options.request_timeout_ms.max(1),
@@ -123,9 +122,10 @@ async fn connect(options: &ConnectOptions) -> Result<SharedClient, TransportErro
         .servers
         .iter()
         .map(|s| without_user_info(s))
-        .collect::<Vec<_>>()
-        .join(",");
-    let client = nats.connect(addresses.as_str()).await.map_err(|err| {
+        .collect::<Vec<_>>();
+    // A list, not a comma-joined string: async-nats parses a `&str` as one URL, so a
+    // `natsURL` naming several servers (a cluster) would fail as "not a valid server URL".
+    let client = nats.connect(addresses.as_slice()).await.map_err(|err| {
         use async_nats::ConnectErrorKind as Kind;
         let cause = redact(&super::error::error_chain(&err), &options.servers);
         match err.kind() {
@@ -155,6 +155,14 @@ async fn connect(options: &ConnectOptions) -> Result<SharedClient, TransportErro
         client,
         _tls_files: Arc::new(tls_files),
     })
+}
+
+/// No limit on reconnect attempts, whatever the options held before: the reference
+/// (nats.go defaults, 60 attempts 2 s apart) gives up after about 2 minutes and never
+/// recovers (dapr/components-contrib#4563). async-nats waits between attempts with an
+/// exponential backoff capped at 4 s, so a long outage costs one attempt every 4 s.
+fn reconnect_forever(nats: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+    nats.max_reconnects(None)
 }
 
 /// Decentralised auth: CONNECT carries the JWT and the nonce signed by the user's key.
@@ -366,6 +374,18 @@ mod tests {
         assert_eq!(without_user_info("nats://a:b@h:1"), "nats://h:1");
         assert_eq!(without_user_info("t@h"), "h");
         assert_eq!(without_user_info("tls://h"), "tls://h");
+    }
+
+    #[test]
+    fn the_client_never_stops_reconnecting() {
+        // async-nats has no getter; its hand-written Debug lists the field.
+        let bounded = async_nats::ConnectOptions::new().max_reconnects(60);
+        assert!(format!("{bounded:?}").contains("\"max_reconnects\": Some(60)"));
+        let options = reconnect_forever(bounded);
+        assert!(
+            format!("{options:?}").contains("\"max_reconnects\": None"),
+            "{options:?}"
+        );
     }
 
     #[test]

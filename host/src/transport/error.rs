@@ -76,9 +76,17 @@ pub(crate) fn from_publish_error(
             WitError::TimedOut(format!("publish to {subject}: no acknowledgement in time"))
         }
         Kind::BrokenPipe => WitError::Connection(format!("publish to {subject}: connection lost")),
-        Kind::MaxPayloadExceeded => WitError::Invalid(format!(
-            "publish to {subject}: message larger than the server's max_payload"
-        )),
+        Kind::MaxPayloadExceeded => {
+            // The source says both sizes: "Payload size limit of N exceeded by message size of M".
+            use std::error::Error as _;
+            let sizes = err
+                .source()
+                .map(|sizes| format!(" ({sizes}; headers count)"))
+                .unwrap_or_default();
+            WitError::Invalid(format!(
+                "publish to {subject}: message larger than the server's max_payload{sizes}"
+            ))
+        }
         _ => {
             use std::error::Error as _;
             match err

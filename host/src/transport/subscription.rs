@@ -190,6 +190,9 @@ impl transport::HostSubscription for InstanceState {
     ) -> wasmtime::Result<Result<Vec<Delivery>, TransportError>> {
         let _host = self.host_time();
         let limit = max.min(self.sandbox().max_batch).max(1) as usize;
+        // Bounded by bytes too, so a batch of large messages fits the memory cap.
+        let byte_limit = self.sandbox().max_batch_bytes();
+        let mut bytes = 0usize;
         let wait = Duration::from_millis(u64::from(wait_ms));
         let subscription = self.table.get_mut(&this)?;
         let mut batch = Vec::new();
@@ -218,18 +221,20 @@ impl transport::HostSubscription for InstanceState {
                 }
                 Ok(Some(message)) => {
                     if let Some(delivery) = subscription.accept(message).await {
+                        bytes += delivery.payload.len();
                         batch.push(delivery);
                     }
                 }
             }
             // Take what is already buffered, without waiting again.
-            while batch.len() < limit {
+            while batch.len() < limit && bytes < byte_limit {
                 let Lifecycle::Active(subscriber) = &mut subscription.state else {
                     break;
                 };
                 match subscriber.next().now_or_never() {
                     Some(Some(message)) => {
                         if let Some(delivery) = subscription.accept(message).await {
+                            bytes += delivery.payload.len();
                             batch.push(delivery);
                         }
                     }
