@@ -799,13 +799,22 @@ fn connect_error(err: &TransportError) -> Error {
 /// classifies every broker error as retriable, components-contrib#4395).
 fn publish_error(topic: &str, err: &TransportError) -> Error {
     match err {
+        // Also what a cluster answers while the stream's leader is being elected.
         TransportError::NoResponders(_) => Error::Retriable(format!(
-            "no stream matches subject {topic}: nothing stored the message"
+            "no stream matches subject {topic}, or its leader is being elected: nothing stored the message"
         )),
         TransportError::Invalid(text)
         | TransportError::Refused(text)
         | TransportError::Denied(text) => Error::Terminal(text.clone()),
-        other => Error::Retriable(format!("publish to {topic}: {}", describe(other))),
+        other => {
+            // The host's texts already name the publish; say it once.
+            let text = describe(other);
+            if text.starts_with("publish to ") {
+                Error::Retriable(text)
+            } else {
+                Error::Retriable(format!("publish to {topic}: {text}"))
+            }
+        }
     }
 }
 
