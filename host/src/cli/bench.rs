@@ -47,6 +47,9 @@ pub(crate) struct BenchArgs {
     /// Multiplies every message count and duration, e.g. 0.2 for a CI smoke.
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Runs only these scenarios (e.g. `--only 2,4`), for profiling one of them.
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    only: Vec<u8>,
     /// Loads this component instead of the embedded one.
     #[arg(long, value_name = "PATH")]
     wasm: Option<PathBuf>,
@@ -228,13 +231,30 @@ async fn bench(args: &BenchArgs, url: &str, out: Output) -> Result<(), Failure> 
     bench.header(args);
     // Memory first, while the process holds nothing but the runtime: later scenarios
     // leave allocator caches behind that would be counted against the subscriptions.
-    let memory = idle_memory(&bench).await?;
-    scenario_publish_awaited(&bench).await?;
-    scenario_publish_pipelined(&bench).await?;
-    scenario_consume_single(&bench).await?;
-    scenario_consume_parallel(&bench).await?;
-    scenario_latency(&bench).await?;
-    scenario_sandbox(&bench, &wasm, first_compile, memory).await?;
+    let wanted = |n: u8| args.only.is_empty() || args.only.contains(&n);
+    let memory = if wanted(6) {
+        Some(idle_memory(&bench).await?)
+    } else {
+        None
+    };
+    if wanted(1) {
+        scenario_publish_awaited(&bench).await?;
+    }
+    if wanted(2) {
+        scenario_publish_pipelined(&bench).await?;
+    }
+    if wanted(3) {
+        scenario_consume_single(&bench).await?;
+    }
+    if wanted(4) {
+        scenario_consume_parallel(&bench).await?;
+    }
+    if wanted(5) {
+        scenario_latency(&bench).await?;
+    }
+    if let Some(memory) = memory {
+        scenario_sandbox(&bench, &wasm, first_compile, memory).await?;
+    }
     bench.publisher.close().await?;
     bench.runtime.shutdown().await;
     Ok(())
