@@ -654,14 +654,16 @@ async fn empty_binary_and_max_size_payloads_round_trip_and_oversize_fails_clearl
     }
     let received = received.lock().expect("lock").clone();
     println!(
-        "payload: published={} (sizes {:?}) delivered={} byte-identical={}",
+        "payload: published={} (sizes {:?}, then 'after') delivered={} \
+         byte-identical={}/{}",
         sent.len() + 1,
         sent.iter().map(|(_, d)| d.len()).collect::<Vec<_>>(),
         received.len(),
         sent.iter()
             .zip(&received)
             .filter(|((_, data), message)| *data == message.data)
-            .count()
+            .count(),
+        sent.len()
     );
     for ((content_type, data), message) in sent.iter().zip(&received) {
         assert_eq!(message.data.len(), data.len());
