@@ -95,7 +95,9 @@ async fn a_trap_is_contained_and_the_message_in_flight_is_redelivered() {
             m.iter().any(|m| m.data == b"m-3")
         })
         .await;
-    assert_eq!(recorder.count_of("m-1"), 1);
+    // m-1 was handled before the trap; its acknowledgement may have been among the answers
+    // the instance held back for a moment, so it may come once more: at least once.
+    assert!(recorder.count_of("m-1") >= 1);
     assert!(
         recorder.count_of("m-2") >= 1,
         "the message in flight at the trap was redelivered"

@@ -29,6 +29,15 @@ use exports::dapr::jetstream::pubsub::Guest;
 /// JetStream's error code for a stream that does not exist.
 const STREAM_NOT_FOUND: u16 = 10059;
 
+/// How long a parallel pump waits for more messages once the first is in (see `pump`).
+const PARALLEL_LINGER_MS: u32 = 1;
+
+/// Single mode sends answers in groups of at most this many...
+const ANSWER_GROUP: usize = 32;
+/// ...and never holds an answer longer than this: one import call per group instead of
+/// one per message, without delaying the acknowledgement of a slow handler's message.
+const ANSWER_DELAY: Duration = Duration::from_millis(5);
+
 /// JetStream's `max_ack_pending` when the consumer does not set one.
 const DEFAULT_MAX_ACK_PENDING: u32 = 1_000;
 
@@ -119,62 +128,67 @@ impl Guest for Component {
 
     fn publish(request: PublishRequest) -> Result<PublishAck, Error> {
         with_ready(|ready| {
-            let message = outbound(
-                &request.topic,
-                &request.data,
-                request.content_type.as_deref(),
-                &request.metadata,
-            )?;
+            let PublishRequest {
+                topic,
+                data,
+                content_type,
+                metadata,
+            } = request;
+            let message = outbound(&topic, data, content_type.as_deref(), &metadata)?;
             ready
                 .connection
                 .publish(&message)
                 .map(pub_ack)
-                .map_err(|err| publish_error(&request.topic, &err))
+                .map_err(|err| publish_error(&topic, &err))
         })
     }
 
     fn bulk_publish(request: BulkPublishRequest) -> Result<Vec<BulkEntryResult>, Error> {
         with_ready(|ready| {
+            let BulkPublishRequest {
+                topic,
+                entries,
+                metadata: shared,
+            } = request;
             // Entries that cannot become a message fail alone; the rest go out together.
-            let prepared: Vec<Result<transport::OutboundMessage, Error>> = request
-                .entries
-                .iter()
-                .map(|entry| {
-                    let mut metadata = request.metadata.clone();
-                    metadata.extend(entry.metadata.iter().cloned());
-                    outbound(
-                        &request.topic,
-                        &entry.data,
-                        entry.content_type.as_deref(),
-                        &metadata,
-                    )
-                })
-                .collect();
-            let sendable: Vec<transport::OutboundMessage> = prepared
-                .iter()
-                .filter_map(|message| message.as_ref().ok().cloned())
-                .collect();
+            // Payloads move, they are not copied.
+            let mut entry_ids = Vec::with_capacity(entries.len());
+            let mut refused = Vec::with_capacity(entries.len());
+            let mut sendable = Vec::with_capacity(entries.len());
+            for entry in entries {
+                let merged;
+                let metadata = if shared.is_empty() {
+                    &entry.metadata
+                } else {
+                    merged = [shared.as_slice(), entry.metadata.as_slice()].concat();
+                    &merged
+                };
+                match outbound(&topic, entry.data, entry.content_type.as_deref(), metadata) {
+                    Ok(message) => {
+                        sendable.push(message);
+                        refused.push(None);
+                    }
+                    Err(err) => refused.push(Some(err)),
+                }
+                entry_ids.push(entry.entry_id);
+            }
             let mut acks = ready.connection.publish_batch(&sendable).into_iter();
-            Ok(request
-                .entries
+            Ok(entry_ids
                 .into_iter()
-                .zip(prepared)
-                .map(|(entry, message)| {
-                    let outcome = match message {
-                        Err(err) => Err(err),
-                        Ok(_) => match acks.next() {
-                            Some(ack) => ack
-                                .map(pub_ack)
-                                .map_err(|err| publish_error(&request.topic, &err)),
+                .zip(refused)
+                .map(|(entry_id, refusal)| {
+                    let outcome = match refusal {
+                        Some(err) => Err(err),
+                        None => match acks.next() {
+                            Some(ack) => {
+                                ack.map(pub_ack).map_err(|err| publish_error(&topic, &err))
+                            }
                             None => Err(Error::Retriable(
                                 "the host returned fewer results than messages".into(),
                             )),
                         },
                     };
-                    BulkEntryResult {
-                        entry_id: entry.entry_id,
-                        outcome,
-                    }
+                    BulkEntryResult { entry_id, outcome }
                 })
                 .collect())
         })
@@ -244,13 +258,15 @@ impl Guest for Component {
                 _ => DEFAULT_MAX_ACK_PENDING,
             };
             let subscribed = subscribed(ready, subscription)?;
-            let max = match concurrency {
-                Concurrency::Single => max_messages,
-                Concurrency::Parallel => max_messages.min(in_flight_limit),
+            // Parallel mode lingers a moment once the first message is in, so the window
+            // refills in one batch after the previous batch's acks rather than in halves.
+            let (max, linger_ms) = match concurrency {
+                Concurrency::Single => (max_messages, 0),
+                Concurrency::Parallel => (max_messages.min(in_flight_limit), PARALLEL_LINGER_MS),
             };
             let batch = subscribed
                 .subscription
-                .next_batch(max.max(1), wait_ms)
+                .next_batch(max.max(1), wait_ms, linger_ms)
                 .map_err(|err| {
                     transport_error(&format!("receiving on {}", subscribed.topic), &err)
                 })?;
@@ -260,36 +276,49 @@ impl Guest for Component {
             let subscribed = self::subscribed(ready, subscription)?;
             subscribed.idle_pumps = 0;
             let count = batch.len() as u32;
-            let messages: Vec<NewMessage> = batch
-                .iter()
-                .map(|delivery| new_message(&subscribed.topic, delivery))
-                .collect();
-            let answer = |delivery: &transport::Delivery, status: AppStatus| {
+            // The payloads move into the messages; only token and count stay behind.
+            let mut tickets = Vec::with_capacity(batch.len());
+            let mut messages = Vec::with_capacity(batch.len());
+            for delivery in batch {
+                tickets.push((delivery.token, delivery.delivered));
+                messages.push(new_message(&subscribed.topic, delivery));
+            }
+            let answer = |(token, delivered): (u64, u64), status: AppStatus| {
                 subscribed
                     .redelivery
-                    .decide(outcome(status), delivery.delivered)
-                    .map(|answer| (delivery.token, ack_kind(answer)))
+                    .decide(outcome(status), delivered)
+                    .map(|answer| (token, ack_kind(answer)))
             };
             match concurrency {
                 Concurrency::Single => {
-                    // One at a time, in order; each answered as soon as it is handled.
-                    for (delivery, message) in batch.iter().zip(&messages) {
+                    // One at a time, in order. Answers go out in small groups: at once after
+                    // a slow handler, every ANSWER_GROUP messages after fast ones.
+                    let mut pending = Vec::new();
+                    let mut oldest = None;
+                    for (ticket, message) in tickets.into_iter().zip(&messages) {
                         #[cfg(feature = "fault-injection")]
-                        crate::fault::inject(&delivery.payload);
+                        crate::fault::inject(&message.data);
                         let status = app::deliver(subscription, message);
-                        if let Some(reply) = answer(delivery, status) {
-                            send_answers(subscribed, &[reply])?;
+                        if let Some(reply) = answer(ticket, status) {
+                            pending.push(reply);
+                            let since = *oldest.get_or_insert_with(std::time::Instant::now);
+                            if pending.len() >= ANSWER_GROUP || since.elapsed() >= ANSWER_DELAY {
+                                send_answers(subscribed, &pending)?;
+                                pending.clear();
+                                oldest = None;
+                            }
                         }
                     }
+                    send_answers(subscribed, &pending)?;
                 }
                 Concurrency::Parallel => {
                     // Each message is answered after its own handler finished: never on
                     // receipt, as the reference's auto-ack does (components-contrib#3656).
                     let statuses = app::deliver_batch(subscription, &messages);
-                    let replies: Vec<_> = batch
-                        .iter()
+                    let replies: Vec<_> = tickets
+                        .into_iter()
                         .zip(statuses)
-                        .filter_map(|(delivery, status)| answer(delivery, status))
+                        .filter_map(|(ticket, status)| answer(ticket, status))
                         .collect();
                     send_answers(subscribed, &replies)?;
                 }
@@ -628,24 +657,24 @@ fn existing_consumer(info: &transport::ConsumerInfo) -> ExistingConsumer {
 
 fn outbound(
     topic: &str,
-    data: &[u8],
+    data: Vec<u8>,
     content_type: Option<&str>,
     metadata: &[(String, String)],
 ) -> Result<transport::OutboundMessage, Error> {
-    let headers = publish::headers(data, content_type, metadata)
+    let headers = publish::headers(&data, content_type, metadata)
         .map_err(|err| Error::InvalidMetadata(err.to_string()))?;
     Ok(transport::OutboundMessage {
         subject: topic.to_string(),
         headers,
-        payload: data.to_vec(),
+        payload: data,
     })
 }
 
-fn new_message(topic: &str, delivery: &transport::Delivery) -> NewMessage {
-    let (metadata, content_type) = message::metadata(&delivery.subject, &delivery.headers);
+fn new_message(topic: &str, delivery: transport::Delivery) -> NewMessage {
+    let (metadata, content_type) = message::metadata(delivery.subject, delivery.headers);
     NewMessage {
         topic: topic.to_string(),
-        data: delivery.payload.clone(),
+        data: delivery.payload,
         content_type,
         metadata,
     }

@@ -11,11 +11,11 @@ pub const TOPIC_KEY: &str = "Topic";
 /// components-contrib#2201 asked for them). A header named `Topic` cannot override the
 /// subject.
 pub fn metadata(
-    subject: &str,
-    headers: &[(String, String)],
+    subject: String,
+    headers: Vec<(String, String)>,
 ) -> (Vec<(String, String)>, Option<String>) {
     let mut metadata = Vec::with_capacity(headers.len() + 1);
-    metadata.push((TOPIC_KEY.to_string(), subject.to_string()));
+    metadata.push((TOPIC_KEY.to_string(), subject));
     let mut content_type = None;
     for (name, value) in headers {
         if name == TOPIC_KEY {
@@ -24,7 +24,7 @@ pub fn metadata(
         if content_type.is_none() && name.eq_ignore_ascii_case(CONTENT_TYPE_HEADER) {
             content_type = Some(value.clone());
         }
-        metadata.push((name.clone(), value.clone()));
+        metadata.push((name, value));
     }
     (metadata, content_type)
 }
@@ -40,7 +40,7 @@ mod tests {
             ("Content-Type".to_string(), "text/plain".to_string()),
             ("Topic".to_string(), "spoofed".to_string()),
         ];
-        let (metadata, content_type) = metadata("orders.eu", &headers);
+        let (metadata, content_type) = metadata("orders.eu".to_string(), headers);
         assert_eq!(metadata[0], ("Topic".to_string(), "orders.eu".to_string()));
         assert_eq!(metadata.iter().filter(|(k, _)| k == "Topic").count(), 1);
         assert!(metadata.contains(&("Nats-Msg-Id".to_string(), "a".to_string())));

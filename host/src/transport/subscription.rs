@@ -187,6 +187,7 @@ impl transport::HostSubscription for InstanceState {
         this: Resource<SubscriptionHandle>,
         max: u32,
         wait_ms: u32,
+        linger_ms: u32,
     ) -> wasmtime::Result<Result<Vec<Delivery>, TransportError>> {
         let _host = self.host_time();
         let limit = max.min(self.sandbox().max_batch).max(1) as usize;
@@ -239,6 +240,25 @@ impl transport::HostSubscription for InstanceState {
                         }
                     }
                     _ => break,
+                }
+            }
+            // Then, when asked, linger for the rest of a window that is still arriving.
+            if linger_ms > 0 && !batch.is_empty() {
+                let linger_until =
+                    tokio::time::Instant::now() + Duration::from_millis(u64::from(linger_ms));
+                while batch.len() < limit && bytes < byte_limit {
+                    let Lifecycle::Active(subscriber) = &mut subscription.state else {
+                        break;
+                    };
+                    match tokio::time::timeout_at(linger_until, subscriber.next()).await {
+                        Ok(Some(message)) => {
+                            if let Some(delivery) = subscription.accept(message).await {
+                                bytes += delivery.payload.len();
+                                batch.push(delivery);
+                            }
+                        }
+                        _ => break,
+                    }
                 }
             }
         }
