@@ -55,7 +55,7 @@ pub fn headers(
     content_type: Option<&str>,
     metadata: &[(String, String)],
 ) -> Result<Vec<(String, String)>, HeaderError> {
-    let mut headers: Vec<(String, String)> = Vec::with_capacity(metadata.len() + 2);
+    let mut headers: Vec<(String, String)> = Vec::new();
     for (key, value) in metadata {
         if RESERVED_KEYS.contains(&key.as_str()) {
             continue;
