@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime::{Config, Engine, PoolingAllocationConfig, Store, UpdateDeadline};
 
 use crate::app::Handler;
 use crate::bindings::pubsub::Guest;
@@ -64,6 +64,17 @@ impl RuntimeBuilder {
         config.wasm_component_model(true);
         // Preemption for runaway guests: every call gets a deadline in epoch ticks.
         config.epoch_interruption(true);
+        // Pooling: instances, memories and the fibers async calls run on come from
+        // pre-reserved slots. On demand, every call into an instance would map and unmap
+        // a fresh fiber stack (measured: ~15% of an awaited publish).
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(MAX_INSTANCES)
+            .total_core_instances(MAX_INSTANCES * 8)
+            .total_memories(MAX_INSTANCES * 2)
+            .total_tables(MAX_INSTANCES * 8)
+            .total_stacks(MAX_INSTANCES)
+            .max_memory_size(self.limits.memory_bytes);
+        config.allocation_strategy(pool);
         let engine = Engine::new(&config).map_err(|err| Error::Load(format!("{err:#}")))?;
         spawn_epoch_ticker(&engine);
         let component = match &self.component {
@@ -106,6 +117,9 @@ impl Instance {
         (self.bindings.dapr_jetstream_pubsub(), &mut self.store)
     }
 }
+
+/// Live instances one runtime can hold: the publisher and a thousand subscriptions.
+const MAX_INSTANCES: u32 = 1_024;
 
 /// How often the engine's epoch advances: the granularity of the CPU budget.
 const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
