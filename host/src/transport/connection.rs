@@ -241,12 +241,7 @@ impl transport::HostConnection for InstanceState {
                 ))));
             }
         };
-        let handle = SubscriptionHandle::new(
-            client,
-            connection.jetstream.clone(),
-            subscriber,
-            self.stop_signal(),
-        );
+        let handle = SubscriptionHandle::new(client, subscriber, self.stop_signal());
         Ok(Ok(self.table.push(handle)?))
     }
 

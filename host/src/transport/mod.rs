@@ -5,6 +5,7 @@
 //! type here (`ConnectionHandle`, `SubscriptionHandle`) and a file implementing its
 //! `Host*` trait.
 
+mod ack_subject;
 mod connect;
 mod connection;
 mod convert;

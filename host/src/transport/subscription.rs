@@ -5,19 +5,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream;
 use futures::{FutureExt as _, StreamExt as _};
 use tokio::sync::watch;
 use wasmtime::component::Resource;
 
 use super::TransportError;
+use super::ack_subject::{self, AckInfo};
 use crate::bindings::transport::{self, AckKind, Delivery};
 use crate::instance::InstanceState;
 
 /// Host state behind a `subscription` resource.
 pub struct SubscriptionHandle {
     client: async_nats::Client,
-    jetstream: jetstream::Context,
     state: Lifecycle,
     /// Reply subjects of deliveries handed out and not answered yet, by token. The
     /// component answers by token, so it can only ever acknowledge what it was given.
@@ -95,13 +94,11 @@ enum Lifecycle {
 impl SubscriptionHandle {
     pub(crate) fn new(
         client: async_nats::Client,
-        jetstream: jetstream::Context,
         subscriber: async_nats::Subscriber,
         stop: watch::Receiver<bool>,
     ) -> Self {
         Self {
             client,
-            jetstream,
             state: Lifecycle::Active(subscriber),
             unanswered: Arc::default(),
             next_token: 1,
@@ -123,24 +120,15 @@ impl SubscriptionHandle {
             return None;
         }
         let reply = message.reply.clone()?;
-        let message = jetstream::Message {
-            message,
-            context: self.jetstream.clone(),
-        };
-        let info = message.info().ok()?;
-        let (stream_sequence, consumer_sequence, delivered) = (
-            info.stream_sequence,
-            info.consumer_sequence,
-            info.delivered.max(0) as u64,
-        );
-        let timestamp_ns = info
-            .published
-            .unix_timestamp_nanos()
-            .clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+        let AckInfo {
+            stream_sequence,
+            consumer_sequence,
+            delivered,
+            timestamp_ns,
+        } = ack_subject::parse(&reply)?;
         let token = self.next_token;
         self.next_token += 1;
         lock(&self.unanswered).insert(token, reply);
-        let message = message.message;
         Some(Delivery {
             token,
             subject: message.subject.to_string(),
@@ -270,7 +258,7 @@ impl transport::HostSubscription for InstanceState {
         this: Resource<SubscriptionHandle>,
         answers: Vec<(u64, AckKind)>,
     ) -> wasmtime::Result<Result<(), TransportError>> {
-        let _host = self.host_time();
+        // Not metered: answers are queued on the client, they do not wait on the server.
         let subscription = self.table.get_mut(&this)?;
         for (token, kind) in answers {
             let reply = match kind {
