@@ -97,17 +97,31 @@ async fn delivered(extra: &[(&str, &str)]) -> (Vec<String>, ConsumerSummary) {
     let publisher = init(&runtime, &server, &[]).await;
     publish(&publisher, TOPIC, &["stored-1", "stored-2", "stored-3"]).await;
 
-    let subscriber = init(&runtime, &server, extra).await;
+    let received =
+        subscribe_and_collect(&runtime, &server, &publisher, extra, &["live-1", "live-2"]).await;
+    runtime.shutdown().await;
+    received
+}
+
+/// Subscribes with `metadata`, publishes `live`, and returns what the handler received once
+/// the last live message is in, and the consumer the component chose.
+async fn subscribe_and_collect(
+    runtime: &Runtime,
+    server: &NatsServer,
+    publisher: &PubSub,
+    metadata: &[(&str, &str)],
+    live: &[&str],
+) -> (Vec<String>, ConsumerSummary) {
+    let subscriber = init(runtime, server, metadata).await;
     let recorder = Recorder::new();
     let subscription = subscriber
         .subscribe(TOPIC, recorder.accept_all())
         .await
-        .unwrap_or_else(|err| panic!("subscribe with {extra:?}: {err}"));
-    publish(&publisher, TOPIC, &["live-1", "live-2"]).await;
-    wait_for(&recorder, "live-2").await;
+        .unwrap_or_else(|err| panic!("subscribe with {metadata:?}: {err}"));
+    publish(publisher, TOPIC, live).await;
+    wait_for(&recorder, live.last().expect("at least one live message")).await;
     let consumer = subscription.consumer().clone();
     subscription.stop().await.expect("stops");
-    runtime.shutdown().await;
     (recorder.payloads(), consumer)
 }
 
@@ -127,23 +141,15 @@ async fn delivered_from_now(extra: &[(&str, &str)]) -> (Vec<String>, ConsumerSum
 
     let mut metadata = vec![("startTime", start.as_str())];
     metadata.extend_from_slice(extra);
-    let subscriber = init(&runtime, &server, &metadata).await;
-    let recorder = Recorder::new();
-    let subscription = subscriber
-        .subscribe(TOPIC, recorder.accept_all())
-        .await
-        .unwrap_or_else(|err| panic!("subscribe with {metadata:?}: {err}"));
-    publish(&publisher, TOPIC, &["live"]).await;
-    wait_for(&recorder, "live").await;
-    let consumer = subscription.consumer().clone();
-    subscription.stop().await.expect("stops");
+    let (received, consumer) =
+        subscribe_and_collect(&runtime, &server, &publisher, &metadata, &["live"]).await;
     runtime.shutdown().await;
     assert_eq!(
         consumer.config["opt_start_time_ns"].as_i64(),
         Some(start.parse::<i64>().expect("seconds") * 1_000_000_000),
         "the consumer starts at startTime"
     );
-    (recorder.payloads(), consumer)
+    (received, consumer)
 }
 
 // ---- deliver policies ----------------------------------------------------------------
