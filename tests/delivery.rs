@@ -769,3 +769,53 @@ async fn a_deleted_stream_ends_the_subscription_with_a_clear_error() {
     );
     runtime.shutdown().await;
 }
+
+#[tokio::test]
+async fn close_stops_every_subscription_after_its_in_flight_handler() {
+    let server = support::server();
+    support::stream(&server, "CLOSE", &["close.a", "close.b"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[("durableName", "closer")]).await;
+    let started = Arc::new(tokio::sync::Notify::new());
+    let finished = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let (started, finished) = (started.clone(), finished.clone());
+        move |_m: Message| {
+            let (started, finished) = (started.clone(), finished.clone());
+            async move {
+                started.notify_one();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                finished.fetch_add(1, Ordering::SeqCst);
+                AppStatus::Success
+            }
+        }
+    };
+    let subscription = pubsub.subscribe("close.a", handler).await.unwrap();
+    pubsub
+        .publish("close.a", b"in-flight".to_vec())
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, started.notified())
+        .await
+        .expect("the handler started");
+    pubsub.close().await.unwrap();
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "close returned only after the in-flight handler finished"
+    );
+    assert!(subscription.is_finished(), "close stopped the subscription");
+    subscription.stop().await.unwrap();
+    let err = pubsub
+        .publish("close.a", b"late".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "component is closed");
+    runtime.shutdown().await;
+    let info = consumer_info(&server.url(), "CLOSE", "closer")
+        .await
+        .expect("the durable stays on the server");
+    assert_eq!(
+        info.ack_floor.stream_sequence, 1,
+        "the in-flight message was acknowledged"
+    );
+}

@@ -204,6 +204,7 @@ impl Runtime {
                 instance,
                 poisoned: false,
             }),
+            live: std::sync::Mutex::default(),
         })
     }
 
@@ -254,6 +255,14 @@ pub struct PubSub {
     runtime: Runtime,
     metadata: Metadata,
     publisher: Mutex<Publisher>,
+    /// The subscriptions made from this component, so `close` can stop them all.
+    live: std::sync::Mutex<Vec<Live>>,
+}
+
+/// What `close` needs of a running subscription.
+struct Live {
+    stop: Arc<watch::Sender<bool>>,
+    finished: watch::Receiver<bool>,
 }
 
 /// Records a trap on the publisher, so the next call replaces the instance.
@@ -388,17 +397,47 @@ impl PubSub {
         };
         let (instance, id, consumer) = listener.start().await?;
         let summary = ConsumerSummary::from(consumer);
-        let task = tokio::spawn(listener.pump(instance, id, summary.name.clone()));
+        let (finished_sender, finished) = watch::channel(false);
+        let pump = listener.pump(instance, id, summary.name.clone());
+        let task = tokio::spawn(async move {
+            let result = pump.await;
+            let _ = finished_sender.send(true);
+            result
+        });
+        let stop = Arc::new(stop_sender);
+        let mut live = self
+            .live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        live.retain(|subscription| !*subscription.finished.borrow());
+        live.push(Live {
+            stop: stop.clone(),
+            finished,
+        });
         Ok(Subscription {
-            stop: stop_sender,
+            stop,
             task,
             consumer: summary,
         })
     }
 
-    /// Closes the component (Dapr's `Close`): publishing afterwards is a terminal error.
-    /// Subscriptions are stopped with [`Subscription::stop`].
+    /// Closes the component (Dapr's `Close`): every subscription made from it stops
+    /// gracefully (the messages it took are handled and answered; durable consumers stay on
+    /// the server), then publishing becomes a terminal error. A subscription's own result is
+    /// still returned by its [`Subscription::stop`].
     pub async fn close(&self) -> Result<(), Error> {
+        let live = std::mem::take(
+            &mut *self
+                .live
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for subscription in &live {
+            let _ = subscription.stop.send(true);
+        }
+        for mut subscription in live {
+            let _ = subscription.finished.wait_for(|finished| *finished).await;
+        }
         let mut publisher = self.publisher().await?;
         let (api, store) = publisher.instance.call();
         let result = api.call_close(store).await;
@@ -512,7 +551,7 @@ impl Listener {
 
 /// A running subscription: its own instance, pumping on its own task.
 pub struct Subscription {
-    stop: watch::Sender<bool>,
+    stop: Arc<watch::Sender<bool>>,
     task: JoinHandle<Result<(), Error>>,
     consumer: ConsumerSummary,
 }
