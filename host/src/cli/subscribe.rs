@@ -144,6 +144,7 @@ impl Sink {
 }
 
 pub(crate) async fn run(args: SubscribeArgs) -> Result<(), Failure> {
+    let mut signals = ShutdownSignals::install();
     let sink = match &args.app_url {
         None => Sink::Print,
         Some(url) => {
@@ -203,7 +204,7 @@ pub(crate) async fn run(args: SubscribeArgs) -> Result<(), Failure> {
                 None => format!("timed out after {secs}s: {what} {acked} messages"),
             }))
         }
-        _ = shutdown_signal() => Ok(()),
+        _ = signals.received() => Ok(()),
     };
     // Graceful in every case: messages taken are handled and acknowledged first.
     let stopped = subscription.stop().await;
@@ -213,18 +214,36 @@ pub(crate) async fn run(args: SubscribeArgs) -> Result<(), Failure> {
     stopped.map_err(Failure::from)
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// SIGINT and SIGTERM, listened for from the start of the command: a signal that arrives
+/// while the subscription is still starting (or right after its first message) is then a
+/// graceful stop, not the default action that kills the process.
+struct ShutdownSignals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
+    }
+
+    /// Resolves when either signal arrives (never, when neither could be installed).
+    async fn received(&mut self) {
+        async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.interrupt) => {}
+            _ = next(&mut self.terminate) => {}
+        }
     }
 }
