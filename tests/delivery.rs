@@ -658,25 +658,38 @@ async fn unsubscribe_stops_only_that_subscription() {
     runtime.shutdown().await;
 }
 
-#[tokio::test]
-async fn stop_waits_for_the_handler_and_leaves_the_durable() {
-    let server = support::server();
-    support::stream(&server, "KEEP", &["keep"]).await;
-    let (runtime, pubsub) = support::pubsub(&server, &[("durableName", "keeper")]).await;
+/// A handler that signals when it starts, takes `work`, counts when it has finished, and
+/// acknowledges: for checking that stopping waits for a handler in flight.
+fn slow_handler(
+    work: Duration,
+) -> (
+    impl Fn(Message) -> BoxFuture<'static, AppStatus> + Send + Sync + 'static,
+    Arc<tokio::sync::Notify>,
+    Arc<AtomicUsize>,
+) {
     let started = Arc::new(tokio::sync::Notify::new());
     let finished = Arc::new(AtomicUsize::new(0));
     let handler = {
         let (started, finished) = (started.clone(), finished.clone());
         move |_m: Message| {
             let (started, finished) = (started.clone(), finished.clone());
-            async move {
+            Box::pin(async move {
                 started.notify_one();
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(work).await;
                 finished.fetch_add(1, Ordering::SeqCst);
                 AppStatus::Success
-            }
+            }) as BoxFuture<'static, AppStatus>
         }
     };
+    (handler, started, finished)
+}
+
+#[tokio::test]
+async fn stop_waits_for_the_handler_and_leaves_the_durable() {
+    let server = support::server();
+    support::stream(&server, "KEEP", &["keep"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[("durableName", "keeper")]).await;
+    let (handler, started, finished) = slow_handler(Duration::from_millis(500));
     let subscription = pubsub.subscribe("keep", handler).await.unwrap();
     pubsub.publish("keep", b"in-flight".to_vec()).await.unwrap();
     tokio::time::timeout(WAIT, started.notified())
@@ -775,20 +788,7 @@ async fn close_stops_every_subscription_after_its_in_flight_handler() {
     let server = support::server();
     support::stream(&server, "CLOSE", &["close.a", "close.b"]).await;
     let (runtime, pubsub) = support::pubsub(&server, &[("durableName", "closer")]).await;
-    let started = Arc::new(tokio::sync::Notify::new());
-    let finished = Arc::new(AtomicUsize::new(0));
-    let handler = {
-        let (started, finished) = (started.clone(), finished.clone());
-        move |_m: Message| {
-            let (started, finished) = (started.clone(), finished.clone());
-            async move {
-                started.notify_one();
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                finished.fetch_add(1, Ordering::SeqCst);
-                AppStatus::Success
-            }
-        }
-    };
+    let (handler, started, finished) = slow_handler(Duration::from_millis(500));
     let subscription = pubsub.subscribe("close.a", handler).await.unwrap();
     pubsub
         .publish("close.a", b"in-flight".to_vec())
