@@ -786,12 +786,22 @@ async fn raw_publish(port: u16, subject: &str, header: &[u8], payload: &[u8]) {
     }
 }
 
-/// Publishes, retrying retriable failures (the connection may be re-establishing).
+/// Publishes, retrying retriable failures (the connection may be re-establishing) with
+/// the same message id, so a publish that was stored but not acknowledged is not stored twice.
 async fn publish_retrying(pubsub: &PubSub, topic: &str, data: &[u8]) -> usize {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut failures = 0;
     loop {
-        match pubsub.publish(topic, data.to_vec()).await {
+        let request = jetstream_pubsub_host::PublishRequest {
+            topic: topic.to_string(),
+            data: data.to_vec(),
+            content_type: None,
+            metadata: vec![(
+                "Nats-Msg-Id".to_string(),
+                String::from_utf8_lossy(data).into_owned(),
+            )],
+        };
+        match pubsub.publish_request(request).await {
             Ok(_) => return failures,
             Err(err) if err.is_retriable() && Instant::now() < deadline => {
                 println!("raw: publish failed, retrying: {err}");
