@@ -17,12 +17,11 @@ wit_bindgen::generate!({
     world: "jetstream-pubsub",
 });
 
-use dapr::jetstream::app;
+use dapr::jetstream::app::{self, Answers, NewMessage};
 use dapr::jetstream::log::{Level, log};
 use dapr::jetstream::transport::{self, Connection, TransportError};
 use dapr::jetstream::types::{
-    AppStatus, BulkEntryResult, BulkPublishRequest, Error, NewMessage, PublishAck, PublishRequest,
-    SubscribeRequest,
+    BulkEntryResult, BulkPublishRequest, Error, PublishAck, PublishRequest, SubscribeRequest,
 };
 use exports::dapr::jetstream::pubsub::Guest;
 
@@ -31,12 +30,6 @@ const STREAM_NOT_FOUND: u16 = 10059;
 
 /// How long a parallel pump waits for more messages once the first is in (see `pump`).
 const PARALLEL_LINGER_MS: u32 = 1;
-
-/// Single mode sends answers in groups of at most this many...
-const ANSWER_GROUP: usize = 32;
-/// ...and never holds an answer longer than this: one import call per group instead of
-/// one per message, without delaying the acknowledgement of a slow handler's message.
-const ANSWER_DELAY: Duration = Duration::from_millis(5);
 
 /// JetStream's `max_ack_pending` when the consumer does not set one.
 const DEFAULT_MAX_ACK_PENDING: u32 = 1_000;
@@ -276,52 +269,22 @@ impl Guest for Component {
             let subscribed = self::subscribed(ready, subscription)?;
             subscribed.idle_pumps = 0;
             let count = batch.len() as u32;
-            // The payloads move into the messages; only token and count stay behind.
-            let mut tickets = Vec::with_capacity(batch.len());
-            let mut messages = Vec::with_capacity(batch.len());
-            for delivery in batch {
-                tickets.push((delivery.token, delivery.delivered));
-                messages.push(new_message(&subscribed.topic, delivery));
-            }
-            let answer = |(token, delivered): (u64, u64), status: AppStatus| {
-                subscribed
-                    .redelivery
-                    .decide(outcome(status), delivered)
-                    .map(|answer| (token, ack_kind(answer)))
-            };
+            // Subjects and headers move into the messages, with the answer to each status
+            // decided here; the payloads stay with the host, which answers each message
+            // the moment its handler finishes.
+            let messages: Vec<NewMessage> = batch
+                .into_iter()
+                .map(|delivery| new_message(&subscribed.redelivery, delivery))
+                .collect();
+            #[cfg(feature = "fault-injection")]
+            inject_faults(subscribed, &messages);
+            let (source, topic) = (&subscribed.subscription, subscribed.topic.as_str());
             match concurrency {
-                Concurrency::Single => {
-                    // One at a time, in order. Answers go out in small groups: at once after
-                    // a slow handler, every ANSWER_GROUP messages after fast ones.
-                    let mut pending = Vec::new();
-                    let mut oldest = None;
-                    for (ticket, message) in tickets.into_iter().zip(&messages) {
-                        #[cfg(feature = "fault-injection")]
-                        crate::fault::inject(&message.data);
-                        let status = app::deliver(subscription, message);
-                        if let Some(reply) = answer(ticket, status) {
-                            pending.push(reply);
-                            let since = *oldest.get_or_insert_with(std::time::Instant::now);
-                            if pending.len() >= ANSWER_GROUP || since.elapsed() >= ANSWER_DELAY {
-                                send_answers(subscribed, &pending)?;
-                                pending.clear();
-                                oldest = None;
-                            }
-                        }
-                    }
-                    send_answers(subscribed, &pending)?;
-                }
-                Concurrency::Parallel => {
-                    // Each message is answered after its own handler finished: never on
-                    // receipt, as the reference's auto-ack does (components-contrib#3656).
-                    let statuses = app::deliver_batch(subscription, &messages);
-                    let replies: Vec<_> = tickets
-                        .into_iter()
-                        .zip(statuses)
-                        .filter_map(|(ticket, status)| answer(ticket, status))
-                        .collect();
-                    send_answers(subscribed, &replies)?;
-                }
+                // One at a time, in order.
+                Concurrency::Single => app::deliver_in_order(source, topic, &messages),
+                // Each message is answered after its own handler finished: never on
+                // receipt, as the reference's auto-ack does (components-contrib#3656).
+                Concurrency::Parallel => app::deliver_batch(source, topic, &messages),
             }
             Ok(count)
         })
@@ -360,19 +323,6 @@ fn subscribed(ready: &mut Ready, id: u64) -> Result<&mut Subscribed, Error> {
         .subscriptions
         .get_mut(&id)
         .ok_or_else(|| Error::Terminal(format!("no subscription with id {id}")))
-}
-
-fn send_answers(
-    subscribed: &Subscribed,
-    replies: &[(u64, transport::AckKind)],
-) -> Result<(), Error> {
-    if replies.is_empty() {
-        return Ok(());
-    }
-    subscribed
-        .subscription
-        .ack(replies)
-        .map_err(|err| transport_error(&format!("acknowledging on {}", subscribed.topic), &err))
 }
 
 /// How a subscription came by its consumer.
@@ -670,13 +620,35 @@ fn outbound(
     })
 }
 
-fn new_message(topic: &str, delivery: transport::Delivery) -> NewMessage {
-    let (metadata, content_type) = message::metadata(delivery.subject, delivery.headers);
+fn new_message(redelivery: &Redelivery, delivery: transport::Delivery) -> NewMessage {
+    let transport::Delivery {
+        token,
+        subject,
+        headers,
+        delivered,
+    } = delivery;
+    let (metadata, content_type) = message::metadata(subject, headers);
+    let answer = |outcome| redelivery.decide(outcome, delivered).map(ack_kind);
     NewMessage {
-        topic: topic.to_string(),
-        data: delivery.payload,
+        delivery: token,
         content_type,
         metadata,
+        answers: Answers {
+            success: answer(Outcome::Success),
+            retry: answer(Outcome::Retry),
+            drop: answer(Outcome::Drop),
+        },
+    }
+}
+
+/// The fault-injection build reads each payload (the shipped component never does) and
+/// misbehaves as it asks, before the messages reach the application.
+#[cfg(feature = "fault-injection")]
+fn inject_faults(subscribed: &Subscribed, messages: &[NewMessage]) {
+    for message in messages {
+        if let Some(payload) = subscribed.subscription.payload(message.delivery) {
+            crate::fault::inject(&payload);
+        }
     }
 }
 
@@ -685,14 +657,6 @@ fn pub_ack(ack: transport::PubAck) -> PublishAck {
         stream: ack.stream,
         sequence: ack.sequence,
         duplicate: ack.duplicate,
-    }
-}
-
-fn outcome(status: AppStatus) -> Outcome {
-    match status {
-        AppStatus::Success => Outcome::Success,
-        AppStatus::Retry => Outcome::Retry,
-        AppStatus::Drop => Outcome::Drop,
     }
 }
 

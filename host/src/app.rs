@@ -4,10 +4,14 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use futures::StreamExt as _;
 use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use wasmtime::component::Resource;
 
-use crate::bindings::{app, types};
+use crate::bindings::{app, transport};
 use crate::instance::InstanceState;
+use crate::transport::SubscriptionHandle;
 
 /// A message delivered to the application (Dapr's `NewMessage`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,52 +69,114 @@ pub(crate) fn no_subscriber() -> Arc<dyn Handler> {
     Arc::new(|_message: Message| async { AppStatus::Retry })
 }
 
-fn to_message(message: types::NewMessage) -> Message {
-    let types::NewMessage {
-        topic,
-        data,
-        content_type,
-        metadata,
-    } = message;
-    Message {
-        topic,
-        data,
-        content_type,
-        metadata,
-    }
+/// A mapped message ready for the handler, with the answer to each status.
+struct Ready {
+    token: u64,
+    answers: app::Answers,
+    message: Message,
 }
 
-fn to_status(status: AppStatus) -> types::AppStatus {
+/// The messages the component mapped, with the topic and the payloads the host kept.
+/// A token that is not an unanswered delivery of `subscription` is a component bug: it
+/// traps, and the host's trap recovery hands the subscription's deliveries back to the
+/// server.
+fn ready(
+    subscription: &SubscriptionHandle,
+    topic: &str,
+    messages: Vec<app::NewMessage>,
+) -> wasmtime::Result<Vec<Ready>> {
+    messages
+        .into_iter()
+        .map(|message| {
+            let app::NewMessage {
+                delivery,
+                content_type,
+                metadata,
+                answers,
+            } = message;
+            let data = subscription.payload(delivery).ok_or_else(|| {
+                wasmtime::Error::msg(format!(
+                    "the component delivered token {delivery}, which is not an unanswered delivery of its subscription"
+                ))
+            })?;
+            Ok(Ready {
+                token: delivery,
+                answers,
+                message: Message {
+                    topic: topic.to_string(),
+                    data: data.to_vec(),
+                    content_type,
+                    metadata,
+                },
+            })
+        })
+        .collect()
+}
+
+/// The component's answer to `status`.
+fn answer_to(answers: app::Answers, status: AppStatus) -> Option<transport::AckKind> {
     match status {
-        AppStatus::Success => types::AppStatus::Success,
-        AppStatus::Retry => types::AppStatus::Retry,
-        AppStatus::Drop => types::AppStatus::Drop,
+        AppStatus::Success => answers.success,
+        AppStatus::Retry => answers.retry,
+        AppStatus::Drop => answers.drop,
     }
 }
 
 impl app::Host for InstanceState {
-    async fn deliver(
+    async fn deliver_in_order(
         &mut self,
-        _subscription: u64,
-        message: types::NewMessage,
-    ) -> wasmtime::Result<types::AppStatus> {
+        source: Resource<SubscriptionHandle>,
+        topic: String,
+        messages: Vec<app::NewMessage>,
+    ) -> wasmtime::Result<()> {
         let _host = self.host_time();
-        Ok(to_status(self.handler().handle(to_message(message)).await))
+        let subscription = self.table.get(&source)?;
+        let (messages, answerer) = (
+            ready(subscription, &topic, messages)?,
+            subscription.answerer(),
+        );
+        let handler = self.handler();
+        for Ready {
+            token,
+            answers,
+            message,
+        } in messages
+        {
+            let status = handler.handle(message).await;
+            answerer.answer(token, answer_to(answers, status)).await;
+        }
+        Ok(())
     }
 
     async fn deliver_batch(
         &mut self,
-        _subscription: u64,
-        messages: Vec<types::NewMessage>,
-    ) -> wasmtime::Result<Vec<types::AppStatus>> {
+        source: Resource<SubscriptionHandle>,
+        topic: String,
+        messages: Vec<app::NewMessage>,
+    ) -> wasmtime::Result<()> {
         let _host = self.host_time();
+        let subscription = self.table.get(&source)?;
+        let (messages, answerer) = (
+            ready(subscription, &topic, messages)?,
+            subscription.answerer(),
+        );
         let handler = self.handler();
-        let statuses = futures::future::join_all(
-            messages
-                .into_iter()
-                .map(|message| handler.handle(to_message(message))),
-        )
-        .await;
-        Ok(statuses.into_iter().map(to_status).collect())
+        let mut running: FuturesUnordered<_> = messages
+            .into_iter()
+            .map(
+                |Ready {
+                     token,
+                     answers,
+                     message,
+                 }| {
+                    let handled = handler.handle(message);
+                    async move { (token, answers, handled.await) }
+                },
+            )
+            .collect();
+        while let Some((token, answers, status)) = running.next().await {
+            answerer.answer(token, answer_to(answers, status)).await;
+        }
+        Ok(())
     }
 }

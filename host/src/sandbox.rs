@@ -55,10 +55,10 @@ impl SandboxLimits {
     }
 
     /// Payload bytes one `next-batch` hands over before it stops taking more (it always
-    /// takes at least one message): an eighth of the memory cap. A batch is copied into
-    /// the instance's memory and copied again as the messages it delivers, so a backlog
-    /// of large messages (up to the server's 1 MiB `max_payload`, or more where raised)
-    /// taken 1024 at a time would overrun the cap and trap the instance.
+    /// takes at least one message): an eighth of the instance's memory cap. Payloads stay
+    /// in the host, but a batch's messages (and, in parallel mode, its handlers) are all
+    /// alive at once, so a backlog of large messages (up to the server's 1 MiB
+    /// `max_payload`, or more where raised) is taken in smaller batches.
     pub(crate) fn max_batch_bytes(&self) -> usize {
         (self.memory_bytes / 8).max(1)
     }

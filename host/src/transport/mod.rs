@@ -12,6 +12,7 @@ mod convert;
 mod credentials;
 mod error;
 mod subscription;
+mod unanswered;
 
 pub(crate) use connect::ClientPool;
 pub use connection::ConnectionHandle;

@@ -1,7 +1,6 @@
 //! `transport.subscription`: messages pushed by a consumer, buffered until the component
 //! takes them, and the component's answers sent back to the server.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,7 +9,8 @@ use tokio::sync::watch;
 use wasmtime::component::Resource;
 
 use super::TransportError;
-use super::ack_subject::{self, AckInfo};
+use super::ack_subject;
+use super::unanswered::{Pending, Unanswered};
 use crate::bindings::transport::{self, AckKind, Delivery};
 use crate::instance::InstanceState;
 
@@ -18,10 +18,9 @@ use crate::instance::InstanceState;
 pub struct SubscriptionHandle {
     client: async_nats::Client,
     state: Lifecycle,
-    /// Reply subjects of deliveries handed out and not answered yet, by token. The
-    /// component answers by token, so it can only ever acknowledge what it was given.
-    unanswered: Unanswered,
-    next_token: u64,
+    /// Deliveries handed out and not answered yet, by token. The component answers by
+    /// token, so it can only ever acknowledge what it was given.
+    unanswered: SharedUnanswered,
     /// Set when the host wants the pump to finish: `next-batch` then returns at once.
     stop: watch::Receiver<bool>,
     /// Sends in-progress for unanswered deliveries, when the component asked for it.
@@ -29,7 +28,7 @@ pub struct SubscriptionHandle {
 }
 
 /// Unanswered deliveries, shared with the keep-alive task.
-type Unanswered = Arc<Mutex<HashMap<u64, async_nats::Subject>>>;
+type SharedUnanswered = Arc<Mutex<Unanswered>>;
 
 /// How long a delivery that was in the component's hands when it failed stays away:
 /// one of them may be the message that made it fail, and the others should get through
@@ -48,7 +47,8 @@ impl Drop for SubscriptionHandle {
         }
         let suspects: Vec<_> = lock(&self.unanswered)
             .drain()
-            .map(|(_, reply)| reply)
+            .into_iter()
+            .map(|pending| pending.reply)
             .collect();
         let untouched = match &mut self.state {
             Lifecycle::Active(subscriber) => drain_buffered(subscriber),
@@ -75,7 +75,7 @@ impl Drop for SubscriptionHandle {
     }
 }
 
-fn lock(unanswered: &Unanswered) -> std::sync::MutexGuard<'_, HashMap<u64, async_nats::Subject>> {
+fn lock(unanswered: &SharedUnanswered) -> std::sync::MutexGuard<'_, Unanswered> {
     // The map stays consistent whatever a panicking holder did: entries are only
     // inserted and removed whole.
     unanswered
@@ -100,8 +100,7 @@ impl SubscriptionHandle {
         Self {
             client,
             state: Lifecycle::Active(subscriber),
-            unanswered: Arc::default(),
-            next_token: 1,
+            unanswered: Arc::new(Mutex::new(Unanswered::starting_at(1))),
             stop,
             keep_alive: None,
         }
@@ -109,7 +108,13 @@ impl SubscriptionHandle {
 
     /// Turns one pushed NATS message into a delivery, or handles it when it is a
     /// status message (idle heartbeat, flow-control request) the component never sees.
-    async fn accept(&mut self, message: async_nats::Message) -> Option<Delivery> {
+    /// `payload_bytes` grows by the payload size of a delivery: payloads stay here, and the
+    /// batch limit in bytes bounds what the host holds for the component.
+    async fn accept(
+        &mut self,
+        message: async_nats::Message,
+        payload_bytes: &mut usize,
+    ) -> Option<Delivery> {
         if let Some(status) = message.status {
             if status == async_nats::StatusCode::IDLE_HEARTBEAT {
                 // A flow-control request carries a reply subject that must be answered.
@@ -120,25 +125,70 @@ impl SubscriptionHandle {
             return None;
         }
         let reply = message.reply.clone()?;
-        let AckInfo {
-            stream_sequence,
-            consumer_sequence,
-            delivered,
-            timestamp_ns,
-        } = ack_subject::parse(&reply)?;
-        let token = self.next_token;
-        self.next_token += 1;
-        lock(&self.unanswered).insert(token, reply);
+        let delivered = ack_subject::delivered(&reply)?;
+        *payload_bytes += message.payload.len();
+        let token = lock(&self.unanswered).push(Pending {
+            reply,
+            payload: message.payload,
+        });
         Some(Delivery {
             token,
             subject: message.subject.to_string(),
             headers: super::convert::headers_to_wit(message.headers.as_ref()),
-            payload: message.payload.to_vec(),
-            stream_sequence,
-            consumer_sequence,
             delivered,
-            timestamp_ns,
         })
+    }
+}
+
+impl SubscriptionHandle {
+    /// The payload of the unanswered delivery `token` (a cheap, shared handle).
+    pub(crate) fn payload(&self, token: u64) -> Option<bytes::Bytes> {
+        lock(&self.unanswered)
+            .get(token)
+            .map(|pending| pending.payload.clone())
+    }
+
+    /// What answers this subscription's deliveries, apart from the resource (so handlers
+    /// can be awaited without holding the instance's resource table).
+    pub(crate) fn answerer(&self) -> Answerer {
+        Answerer {
+            client: self.client.clone(),
+            unanswered: self.unanswered.clone(),
+        }
+    }
+}
+
+/// Sends the component's answers for a subscription's deliveries.
+pub(crate) struct Answerer {
+    client: async_nats::Client,
+    unanswered: SharedUnanswered,
+}
+
+impl Answerer {
+    /// Answers delivery `token` (`None`: leaves it unanswered, for `ackPolicy: none`).
+    /// The answer is queued on the client, not waited for: as a plain NATS consumer
+    /// acknowledges. An answer that cannot be sent (the connection is closed for good)
+    /// leaves the message to the server, which redelivers it after its ack wait.
+    pub(crate) async fn answer(&self, token: u64, kind: Option<AckKind>) {
+        let Some(kind) = kind else {
+            lock(&self.unanswered).remove(token);
+            return;
+        };
+        let reply = {
+            let mut unanswered = lock(&self.unanswered);
+            match kind {
+                // In progress keeps the delivery open: it must still be answered later.
+                AckKind::InProgress => unanswered.get(token).map(|p| p.reply.clone()),
+                _ => unanswered.remove(token).map(|p| p.reply),
+            }
+        };
+        let Some(reply) = reply else {
+            tracing::debug!(token, "no unanswered delivery has this token");
+            return;
+        };
+        if let Err(err) = self.client.publish(reply, ack_body(&kind)).await {
+            tracing::warn!(error = %err, "an acknowledgement could not be sent; the server will redeliver the message");
+        }
     }
 }
 
@@ -179,7 +229,7 @@ impl transport::HostSubscription for InstanceState {
     ) -> wasmtime::Result<Result<Vec<Delivery>, TransportError>> {
         let _host = self.host_time();
         let limit = max.min(self.sandbox().max_batch).max(1) as usize;
-        // Bounded by bytes too, so a batch of large messages fits the memory cap.
+        // Bounded by bytes too: the payloads of a batch are held here until answered.
         let byte_limit = self.sandbox().max_batch_bytes();
         let mut bytes = 0usize;
         let wait = Duration::from_millis(u64::from(wait_ms));
@@ -209,8 +259,7 @@ impl transport::HostSubscription for InstanceState {
                     )));
                 }
                 Ok(Some(message)) => {
-                    if let Some(delivery) = subscription.accept(message).await {
-                        bytes += delivery.payload.len();
+                    if let Some(delivery) = subscription.accept(message, &mut bytes).await {
                         batch.push(delivery);
                     }
                 }
@@ -222,8 +271,7 @@ impl transport::HostSubscription for InstanceState {
                 };
                 match subscriber.next().now_or_never() {
                     Some(Some(message)) => {
-                        if let Some(delivery) = subscription.accept(message).await {
-                            bytes += delivery.payload.len();
+                        if let Some(delivery) = subscription.accept(message, &mut bytes).await {
                             batch.push(delivery);
                         }
                     }
@@ -240,8 +288,7 @@ impl transport::HostSubscription for InstanceState {
                     };
                     match tokio::time::timeout_at(linger_until, subscriber.next()).await {
                         Ok(Some(message)) => {
-                            if let Some(delivery) = subscription.accept(message).await {
-                                bytes += delivery.payload.len();
+                            if let Some(delivery) = subscription.accept(message, &mut bytes).await {
                                 batch.push(delivery);
                             }
                         }
@@ -253,31 +300,13 @@ impl transport::HostSubscription for InstanceState {
         Ok(Ok(batch))
     }
 
-    async fn ack(
+    async fn payload(
         &mut self,
         this: Resource<SubscriptionHandle>,
-        answers: Vec<(u64, AckKind)>,
-    ) -> wasmtime::Result<Result<(), TransportError>> {
-        // Not metered: answers are queued on the client, they do not wait on the server.
-        let subscription = self.table.get_mut(&this)?;
-        for (token, kind) in answers {
-            let reply = match kind {
-                // In progress keeps the delivery open: it must still be answered later.
-                AckKind::InProgress => lock(&subscription.unanswered).get(&token).cloned(),
-                _ => lock(&subscription.unanswered).remove(&token),
-            };
-            let Some(reply) = reply else {
-                return Ok(Err(TransportError::Invalid(format!(
-                    "no unanswered delivery has token {token}"
-                ))));
-            };
-            if let Err(err) = subscription.client.publish(reply, ack_body(&kind)).await {
-                return Ok(Err(TransportError::Connection(format!(
-                    "sending an acknowledgement: {err}"
-                ))));
-            }
-        }
-        Ok(Ok(()))
+        token: u64,
+    ) -> wasmtime::Result<Option<Vec<u8>>> {
+        let subscription = self.table.get(&this)?;
+        Ok(subscription.payload(token).map(|payload| payload.to_vec()))
     }
 
     async fn keep_alive(
@@ -298,7 +327,7 @@ impl transport::HostSubscription for InstanceState {
                     tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
                 loop {
                     ticks.tick().await;
-                    let replies: Vec<_> = lock(&unanswered).values().cloned().collect();
+                    let replies = lock(&unanswered).replies();
                     for reply in replies {
                         let _ = client
                             .publish(reply, bytes::Bytes::from_static(b"+WPI"))

@@ -1,0 +1,111 @@
+//! The deliveries a subscription handed to the component and that are not answered yet,
+//! by token: where each answer goes, and the payload the host keeps for the application.
+
+use std::collections::VecDeque;
+
+/// A delivery handed out and not answered yet.
+#[derive(Clone)]
+pub(crate) struct Pending {
+    /// Its reply (ack) subject.
+    pub(crate) reply: async_nats::Subject,
+    /// Its payload: it never crosses into the component, the host adds it to the message
+    /// the application gets.
+    pub(crate) payload: bytes::Bytes,
+}
+
+/// Tokens are handed out in sequence and mostly answered in the order given, so the
+/// deliveries live in a queue indexed by `token - first`: a lookup is an index, not a hash,
+/// on the per-message path.
+pub(crate) struct Unanswered {
+    /// The token of `entries[0]`.
+    first: u64,
+    /// `None` where a delivery was answered while an older one was not.
+    entries: VecDeque<Option<Pending>>,
+}
+
+impl Unanswered {
+    /// An empty set whose first token will be `first`.
+    pub(crate) fn starting_at(first: u64) -> Self {
+        Self {
+            first,
+            entries: VecDeque::new(),
+        }
+    }
+
+    /// Records a delivery under the next token, and returns that token.
+    pub(crate) fn push(&mut self, pending: Pending) -> u64 {
+        let token = self.first + self.entries.len() as u64;
+        self.entries.push_back(Some(pending));
+        token
+    }
+
+    fn index(&self, token: u64) -> Option<usize> {
+        let index = usize::try_from(token.checked_sub(self.first)?).ok()?;
+        (index < self.entries.len()).then_some(index)
+    }
+
+    /// The delivery `token`, while it is unanswered.
+    pub(crate) fn get(&self, token: u64) -> Option<&Pending> {
+        self.entries.get(self.index(token)?)?.as_ref()
+    }
+
+    /// Takes the delivery `token` out: it is being answered.
+    pub(crate) fn remove(&mut self, token: u64) -> Option<Pending> {
+        let index = self.index(token)?;
+        let pending = self.entries.get_mut(index)?.take()?;
+        while let Some(None) = self.entries.front() {
+            self.entries.pop_front();
+            self.first += 1;
+        }
+        Some(pending)
+    }
+
+    /// The reply subjects of every unanswered delivery.
+    pub(crate) fn replies(&self) -> Vec<async_nats::Subject> {
+        self.entries
+            .iter()
+            .flatten()
+            .map(|pending| pending.reply.clone())
+            .collect()
+    }
+
+    /// Takes every unanswered delivery out.
+    pub(crate) fn drain(&mut self) -> Vec<Pending> {
+        self.first += self.entries.len() as u64;
+        self.entries.drain(..).flatten().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(reply: &str) -> Pending {
+        Pending {
+            reply: reply.into(),
+            payload: bytes::Bytes::from(reply.to_string()),
+        }
+    }
+
+    #[test]
+    fn tokens_in_sequence_answered_in_any_order() {
+        let mut unanswered = Unanswered::starting_at(1);
+        let tokens: Vec<u64> = ["a", "b", "c"]
+            .into_iter()
+            .map(|r| unanswered.push(pending(r)))
+            .collect();
+        assert_eq!(tokens, vec![1, 2, 3]);
+        assert_eq!(unanswered.remove(2).unwrap().reply.as_str(), "b");
+        assert!(unanswered.remove(2).is_none(), "answered once only");
+        assert_eq!(unanswered.get(3).unwrap().payload.as_ref(), b"c");
+        assert_eq!(unanswered.remove(1).unwrap().reply.as_str(), "a");
+        // The queue advanced past both answered tokens; token numbering goes on.
+        assert_eq!(unanswered.push(pending("d")), 4);
+        assert!(unanswered.get(0).is_none() && unanswered.get(99).is_none());
+        let replies: Vec<String> = unanswered.replies().iter().map(|r| r.to_string()).collect();
+        assert_eq!(replies, vec!["c", "d"]);
+        assert_eq!(unanswered.drain().len(), 2);
+        assert!(unanswered.replies().is_empty());
+        assert_eq!(unanswered.push(pending("e")), 5);
+    }
+}
