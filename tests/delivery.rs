@@ -234,6 +234,77 @@ async fn single_mode_delivers_one_at_a_time_in_order() {
     runtime.shutdown().await;
 }
 
+/// Publishes `fast-0`, `fast-1` and `slow` on `subject` before subscribing (so they arrive
+/// in one batch) with a handler that holds `slow` until released, then checks on the server
+/// that the fast ones are acknowledged while `slow` is still being handled.
+async fn answered_as_each_handler_finishes(concurrency: &str) {
+    let stream = format!("PROMPT{}", concurrency.to_uppercase());
+    let subject = format!("prompt.{concurrency}");
+    let server = support::server();
+    support::stream(&server, &stream, &[subject.as_str()]).await;
+    let (runtime, pubsub) = support::pubsub(
+        &server,
+        &[("durableName", "prompt"), ("concurrency", concurrency)],
+    )
+    .await;
+    for payload in ["fast-0", "fast-1", "slow"] {
+        pubsub
+            .publish(&subject, payload.as_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    let release = Arc::new(tokio::sync::Notify::new());
+    let handled = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let (release, handled) = (release.clone(), handled.clone());
+        move |message: Message| {
+            let (release, handled) = (release.clone(), handled.clone());
+            Box::pin(async move {
+                if message.data == b"slow" {
+                    release.notified().await;
+                }
+                handled.fetch_add(1, Ordering::SeqCst);
+                AppStatus::Success
+            }) as BoxFuture<'static, AppStatus>
+        }
+    };
+    let subscription = pubsub.subscribe(&subject, handler).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    let info = loop {
+        let info = consumer_info(&server.url(), &stream, "prompt")
+            .await
+            .unwrap();
+        if info.ack_floor.stream_sequence >= 2 || Instant::now() > deadline {
+            break info;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (info.ack_floor.stream_sequence, info.num_ack_pending),
+        (2, 1),
+        "{concurrency}: the fast messages are acknowledged while the slow one is handled"
+    );
+    assert_eq!(handled.load(Ordering::SeqCst), 2);
+    release.notify_one();
+    subscription.stop().await.unwrap();
+    let info = consumer_info(&server.url(), &stream, "prompt")
+        .await
+        .unwrap();
+    assert_eq!(info.ack_floor.stream_sequence, 3);
+    pubsub.close().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn single_mode_answers_each_message_as_its_handler_finishes() {
+    answered_as_each_handler_finishes("single").await;
+}
+
+#[tokio::test]
+async fn parallel_mode_answers_each_message_as_its_handler_finishes() {
+    answered_as_each_handler_finishes("parallel").await;
+}
+
 #[tokio::test]
 async fn parallel_mode_runs_handlers_concurrently_bounded_by_max_ack_pending() {
     let server = support::server();
