@@ -387,9 +387,6 @@ impl Bench {
                     self.rounds,
                     side.name()
                 ));
-                if std::env::var("XX_SIDE").is_ok_and(|v| v != side.name()) {
-                    continue;
-                }
                 match side {
                     Side::Raw => samples.raw.push(raw().await?),
                     Side::Component => samples.component.push(component().await?),
