@@ -156,7 +156,7 @@ impl Guest for Component {
                     merged = [shared.as_slice(), entry.metadata.as_slice()].concat();
                     &merged
                 };
-                match outbound(&topic, entry.data, entry.content_type.as_deref(), metadata) {
+                match batch_entry(entry.data, entry.content_type.as_deref(), metadata) {
                     Ok(message) => {
                         sendable.push(message);
                         refused.push(None);
@@ -165,7 +165,10 @@ impl Guest for Component {
                 }
                 entry_ids.push(entry.entry_id);
             }
-            let mut acks = ready.connection.publish_batch(&sendable).into_iter();
+            let mut acks = ready
+                .connection
+                .publish_batch(&topic, &sendable)
+                .into_iter();
             Ok(entry_ids
                 .into_iter()
                 .zip(refused)
@@ -611,10 +614,23 @@ fn outbound(
     content_type: Option<&str>,
     metadata: &[(String, String)],
 ) -> Result<transport::OutboundMessage, Error> {
-    let headers = publish::headers(&data, content_type, metadata)
-        .map_err(|err| Error::InvalidMetadata(err.to_string()))?;
+    let transport::BatchEntry { headers, payload } = batch_entry(data, content_type, metadata)?;
     Ok(transport::OutboundMessage {
         subject: topic.to_string(),
+        headers,
+        payload,
+    })
+}
+
+/// The headers and payload of a message to publish (the subject is the caller's).
+fn batch_entry(
+    data: Vec<u8>,
+    content_type: Option<&str>,
+    metadata: &[(String, String)],
+) -> Result<transport::BatchEntry, Error> {
+    let headers = publish::headers(&data, content_type, metadata)
+        .map_err(|err| Error::InvalidMetadata(err.to_string()))?;
+    Ok(transport::BatchEntry {
         headers,
         payload: data,
     })

@@ -71,7 +71,12 @@ impl SandboxLimits {
     /// Publishing is for application subjects: never the JetStream API, the system
     /// account, or another client's inbox.
     pub(crate) fn check_publish(&self, message: &OutboundMessage) -> Result<(), TransportError> {
-        check_application_subject(&message.subject)
+        self.check_subject(&message.subject)
+    }
+
+    /// A subject the component publishes to.
+    pub(crate) fn check_subject(&self, subject: &str) -> Result<(), TransportError> {
+        check_application_subject(subject)
     }
 
     /// A deliver subject the host will listen on or configure for a consumer.

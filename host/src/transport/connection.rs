@@ -11,7 +11,7 @@ use super::convert;
 use super::error::{api_error, from_consumer_error, from_publish_error};
 use super::{SubscriptionHandle, TransportError};
 use crate::bindings::transport::{
-    self, ConnectOptions, ConsumerConfig, ConsumerInfo, OutboundMessage, PubAck,
+    self, BatchEntry, ConnectOptions, ConsumerConfig, ConsumerInfo, OutboundMessage, PubAck,
 };
 use crate::instance::InstanceState;
 
@@ -81,7 +81,8 @@ impl transport::HostConnection for InstanceState {
     async fn publish_batch(
         &mut self,
         this: Resource<ConnectionHandle>,
-        messages: Vec<OutboundMessage>,
+        subject: String,
+        messages: Vec<BatchEntry>,
     ) -> wasmtime::Result<Vec<Result<PubAck, TransportError>>> {
         let _host = self.host_time();
         let connection = self.table.get(&this)?;
@@ -93,32 +94,34 @@ impl transport::HostConnection for InstanceState {
             ));
             return Ok(vec![Err(refusal); messages.len()]);
         }
+        if let Err(refusal) = self.sandbox().check_subject(&subject) {
+            return Ok(vec![Err(refusal); messages.len()]);
+        }
+        // One subject for the batch, shared (reference-counted) by every message.
+        let shared_subject = async_nats::Subject::from(subject.as_str());
         // Queue every message first, then wait for the acknowledgements together: one
         // round trip for the batch instead of one per message.
         let mut pending = Vec::with_capacity(messages.len());
         for message in messages {
-            if let Err(refusal) = self.sandbox().check_publish(&message) {
-                pending.push(Err(refusal));
-                continue;
-            }
-            match convert::publish_message(message) {
-                Ok((subject, publish)) => match connection
+            match convert::publish_entry(message) {
+                Ok(publish) => match connection
                     .jetstream
-                    .send_publish(subject.clone(), publish)
+                    .send_publish(shared_subject.clone(), publish)
                     .await
                 {
-                    Ok(future) => pending.push(Ok((subject, future))),
+                    Ok(future) => pending.push(Ok(future)),
                     Err(err) => pending.push(Err(from_publish_error(&subject, err))),
                 },
                 Err(err) => pending.push(Err(err)),
             }
         }
+        let subject = subject.as_str();
         let acks = futures::future::join_all(pending.into_iter().map(|entry| async move {
             match entry {
-                Ok((subject, future)) => future
+                Ok(future) => future
                     .await
                     .map(convert::pub_ack)
-                    .map_err(|err| from_publish_error(&subject, err)),
+                    .map_err(|err| from_publish_error(subject, err)),
                 Err(err) => Err(err),
             }
         }))

@@ -8,7 +8,8 @@ use async_nats::jetstream::{self, consumer};
 
 use super::TransportError;
 use crate::bindings::transport::{
-    AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, Headers, OutboundMessage, PubAck,
+    AckPolicy, BatchEntry, ConsumerConfig, ConsumerInfo, DeliverPolicy, Headers, OutboundMessage,
+    PubAck,
 };
 
 /// A WIT outbound message as an async-nats publish, validated (header names and values
@@ -21,11 +22,19 @@ pub(crate) fn publish_message(
         headers,
         payload,
     } = message;
+    Ok((subject, publish_entry(BatchEntry { headers, payload })?))
+}
+
+/// Headers and payload as an async-nats publish, validated like [`publish_message`].
+pub(crate) fn publish_entry(
+    entry: BatchEntry,
+) -> Result<jetstream::message::PublishMessage, TransportError> {
+    let BatchEntry { headers, payload } = entry;
     let mut publish = jetstream::message::PublishMessage::build().payload(payload.into());
     if !headers.is_empty() {
         publish = publish.headers(headers_from_wit(&headers)?);
     }
-    Ok((subject, publish))
+    Ok(publish)
 }
 
 fn headers_from_wit(headers: &Headers) -> Result<async_nats::HeaderMap, TransportError> {
