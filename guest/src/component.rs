@@ -21,7 +21,7 @@ use dapr::jetstream::app::{self, Answers, NewMessage};
 use dapr::jetstream::log::{Level, log};
 use dapr::jetstream::transport::{self, Connection, TransportError};
 use dapr::jetstream::types::{
-    BulkEntryResult, BulkPublishRequest, Error, PublishAck, PublishRequest, SubscribeRequest,
+    BulkPublishRequest, Error, PublishAck, PublishRequest, SubscribeRequest,
 };
 use exports::dapr::jetstream::pubsub::Guest;
 
@@ -136,7 +136,7 @@ impl Guest for Component {
         })
     }
 
-    fn bulk_publish(request: BulkPublishRequest) -> Result<Vec<BulkEntryResult>, Error> {
+    fn bulk_publish(request: BulkPublishRequest) -> Result<Vec<Result<PublishAck, Error>>, Error> {
         with_ready(|ready| {
             let BulkPublishRequest {
                 topic,
@@ -145,7 +145,6 @@ impl Guest for Component {
             } = request;
             // Entries that cannot become a message fail alone; the rest go out together.
             // Payloads move, they are not copied.
-            let mut entry_ids = Vec::with_capacity(entries.len());
             let mut refused = Vec::with_capacity(entries.len());
             let mut sendable = Vec::with_capacity(entries.len());
             for entry in entries {
@@ -163,28 +162,21 @@ impl Guest for Component {
                     }
                     Err(err) => refused.push(Some(err)),
                 }
-                entry_ids.push(entry.entry_id);
             }
             let mut acks = ready
                 .connection
                 .publish_batch(&topic, &sendable)
                 .into_iter();
-            Ok(entry_ids
+            Ok(refused
                 .into_iter()
-                .zip(refused)
-                .map(|(entry_id, refusal)| {
-                    let outcome = match refusal {
-                        Some(err) => Err(err),
-                        None => match acks.next() {
-                            Some(ack) => {
-                                ack.map(pub_ack).map_err(|err| publish_error(&topic, &err))
-                            }
-                            None => Err(Error::Retriable(
-                                "the host returned fewer results than messages".into(),
-                            )),
-                        },
-                    };
-                    BulkEntryResult { entry_id, outcome }
+                .map(|refusal| match refusal {
+                    Some(err) => Err(err),
+                    None => match acks.next() {
+                        Some(ack) => ack.map(pub_ack).map_err(|err| publish_error(&topic, &err)),
+                        None => Err(Error::Retriable(
+                            "the host returned fewer results than messages".into(),
+                        )),
+                    },
                 })
                 .collect())
         })

@@ -333,28 +333,40 @@ impl PubSub {
         entries: Vec<BulkEntry>,
         metadata: Metadata,
     ) -> Result<Vec<BulkEntryResult>, Error> {
-        let request = types::BulkPublishRequest {
-            topic: topic.to_string(),
-            entries: entries
-                .into_iter()
-                .map(|e| types::BulkEntry {
-                    entry_id: e.entry_id,
+        // The entry ids stay here and are paired with the outcomes, which come in order.
+        let (entry_ids, entries): (Vec<_>, Vec<_>) = entries
+            .into_iter()
+            .map(|e| {
+                let entry = types::BulkEntry {
                     data: e.data,
                     content_type: e.content_type,
                     metadata: e.metadata,
-                })
-                .collect(),
+                };
+                (e.entry_id, entry)
+            })
+            .unzip();
+        let request = types::BulkPublishRequest {
+            topic: topic.to_string(),
+            entries,
             metadata,
         };
         let mut publisher = self.publisher().await?;
         let (api, store) = publisher.instance.call();
         let result = api.call_bulk_publish(store, &request).await;
-        let results = note_trap(&mut publisher, result)??;
-        Ok(results
+        let outcomes = note_trap(&mut publisher, result)??;
+        if outcomes.len() != entry_ids.len() {
+            return Err(Error::Trap(format!(
+                "the component returned {} outcomes for {} bulk entries",
+                outcomes.len(),
+                entry_ids.len()
+            )));
+        }
+        Ok(entry_ids
             .into_iter()
-            .map(|r| BulkEntryResult {
-                entry_id: r.entry_id,
-                outcome: r.outcome.map(PublishAck::from).map_err(Error::from),
+            .zip(outcomes)
+            .map(|(entry_id, outcome)| BulkEntryResult {
+                entry_id,
+                outcome: outcome.map(PublishAck::from).map_err(Error::from),
             })
             .collect())
     }
