@@ -358,6 +358,85 @@ async fn parallel_mode_runs_handlers_concurrently_bounded_by_max_ack_pending() {
 }
 
 #[tokio::test]
+async fn parallel_mode_keeps_free_slots_busy_while_a_handler_is_slow() {
+    let server = support::server();
+    support::stream(&server, "SLIDE", &["slide"]).await;
+    let (runtime, pubsub) = support::pubsub(
+        &server,
+        &[("concurrency", "parallel"), ("maxAckPending", "2")],
+    )
+    .await;
+    pubsub.publish("slide", b"slow".to_vec()).await.unwrap();
+    for n in 0..5 {
+        pubsub
+            .publish("slide", format!("fast-{n}").into_bytes())
+            .await
+            .unwrap();
+    }
+    let recorder = Recorder::new();
+    let record = recorder.accept_all();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let handler = {
+        let release = release.clone();
+        move |message: Message| {
+            let slow = message.data == b"slow";
+            let status = record(message);
+            let release = release.clone();
+            Box::pin(async move {
+                if slow {
+                    release.notified().await;
+                }
+                status.await
+            }) as BoxFuture<'static, AppStatus>
+        }
+    };
+    let subscription = pubsub.subscribe("slide", handler).await.unwrap();
+    // With two slots, one held by the slow handler, the other takes every fast message
+    // in turn: nothing waits for the slow one.
+    recorder
+        .wait_until(
+            WAIT,
+            "the five fast messages while the slow one runs",
+            |m| m.iter().filter(|m| m.data.starts_with(b"fast-")).count() == 5,
+        )
+        .await;
+    release.notify_one();
+    subscription.stop().await.unwrap();
+    assert_eq!(recorder.messages().len(), 6);
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_panicking_parallel_handler_gets_its_message_redelivered() {
+    let server = support::server();
+    support::stream(&server, "BOOM", &["boom"]).await;
+    let (runtime, pubsub) =
+        support::pubsub(&server, &[("concurrency", "parallel"), ("ackWait", "1s")]).await;
+    let recorder = Recorder::new();
+    let record = recorder.handler(|_, _| AppStatus::Success);
+    let seen = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let seen = seen.clone();
+        move |message: Message| {
+            let first = seen.fetch_add(1, Ordering::SeqCst) == 0;
+            let status = record(message);
+            Box::pin(async move {
+                assert!(!first, "the handler fails on its first message");
+                status.await
+            }) as BoxFuture<'static, AppStatus>
+        }
+    };
+    let subscription = pubsub.subscribe("boom", handler).await.unwrap();
+    pubsub.publish("boom", b"boom".to_vec()).await.unwrap();
+    recorder
+        .wait_until(WAIT, "the message again after the panic", |m| m.len() >= 2)
+        .await;
+    assert_eq!(recorder.payloads(), vec!["boom", "boom"]);
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
 async fn competing_consumers_share_the_work_and_resume_after_restart() {
     let server = support::server();
     support::stream(&server, "WORK", &["work"]).await;

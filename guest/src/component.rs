@@ -28,9 +28,6 @@ use exports::dapr::jetstream::pubsub::Guest;
 /// JetStream's error code for a stream that does not exist.
 const STREAM_NOT_FOUND: u16 = 10059;
 
-/// How long a parallel pump waits for more messages once the first is in (see `pump`).
-const PARALLEL_LINGER_MS: u32 = 1;
-
 /// JetStream's `max_ack_pending` when the consumer does not set one.
 const DEFAULT_MAX_ACK_PENDING: u32 = 1_000;
 
@@ -246,15 +243,13 @@ impl Guest for Component {
                 _ => DEFAULT_MAX_ACK_PENDING,
             };
             let subscribed = subscribed(ready, subscription)?;
-            // Parallel mode lingers a moment once the first message is in, so the window
-            // refills in one batch after the previous batch's acks rather than in halves.
-            let (max, linger_ms) = match concurrency {
-                Concurrency::Single => (max_messages, 0),
-                Concurrency::Parallel => (max_messages.min(in_flight_limit), PARALLEL_LINGER_MS),
+            let max = match concurrency {
+                Concurrency::Single => max_messages,
+                Concurrency::Parallel => max_messages.min(in_flight_limit),
             };
             let batch = subscribed
                 .subscription
-                .next_batch(max.max(1), wait_ms, linger_ms)
+                .next_batch(max.max(1), wait_ms)
                 .map_err(|err| {
                     transport_error(&format!("receiving on {}", subscribed.topic), &err)
                 })?;
@@ -279,7 +274,9 @@ impl Guest for Component {
                 Concurrency::Single => app::deliver_in_order(source, topic, &messages),
                 // Each message is answered after its own handler finished: never on
                 // receipt, as the reference's auto-ack does (components-contrib#3656).
-                Concurrency::Parallel => app::deliver_batch(source, topic, &messages),
+                Concurrency::Parallel => {
+                    app::deliver_batch(source, topic, &messages, in_flight_limit)
+                }
             }
             Ok(count)
         })

@@ -4,9 +4,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::StreamExt as _;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
 use wasmtime::component::Resource;
 
 use crate::bindings::{app, transport};
@@ -153,29 +154,40 @@ impl app::Host for InstanceState {
         source: Resource<SubscriptionHandle>,
         topic: String,
         messages: Vec<app::NewMessage>,
+        max_in_flight: u32,
     ) -> wasmtime::Result<()> {
         let _host = self.host_time();
-        let subscription = self.table.get(&source)?;
+        let subscription = self.table.get_mut(&source)?;
+        let slots = subscription.handler_slots(max_in_flight);
         let (messages, answerer) = (
             ready(subscription, &topic, messages)?,
             subscription.answerer(),
         );
         let handler = self.handler();
-        let mut running: FuturesUnordered<_> = messages
-            .into_iter()
-            .map(
-                |Ready {
-                     token,
-                     answers,
-                     message,
-                 }| {
-                    let handled = handler.handle(message);
-                    async move { (token, answers, handled.await) }
-                },
-            )
-            .collect();
-        while let Some((token, answers, status)) = running.next().await {
-            answerer.answer(token, answer_to(answers, status)).await;
+        for Ready {
+            token,
+            answers,
+            message,
+        } in messages
+        {
+            // Never closed: acquiring waits for a free slot.
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            answerer.set_handling(token);
+            let handled = handler.handle(message);
+            let answerer = answerer.clone();
+            tokio::spawn(async move {
+                let status = AssertUnwindSafe(handled)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| {
+                        tracing::error!("a message handler panicked; the message is retried");
+                        AppStatus::Retry
+                    });
+                answerer.answer(token, answer_to(answers, status)).await;
+                drop(slot);
+            });
         }
         Ok(())
     }

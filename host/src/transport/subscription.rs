@@ -25,6 +25,15 @@ pub struct SubscriptionHandle {
     stop: watch::Receiver<bool>,
     /// Sends in-progress for unanswered deliveries, when the component asked for it.
     keep_alive: Option<tokio::task::JoinHandle<()>>,
+    /// Parallel mode's handlers run on tasks of their own, at most `size` at once (set by
+    /// the first `deliver-batch`); `unsubscribe` waits for them all.
+    handler_slots: Option<HandlerSlots>,
+}
+
+/// The bound on a subscription's concurrently running handlers.
+struct HandlerSlots {
+    semaphore: Arc<tokio::sync::Semaphore>,
+    size: u32,
 }
 
 /// Unanswered deliveries, shared with the keep-alive task.
@@ -45,8 +54,9 @@ impl Drop for SubscriptionHandle {
         if let Some(task) = self.keep_alive.take() {
             task.abort();
         }
+        // Deliveries whose handlers still run on their own tasks are answered by them.
         let suspects: Vec<_> = lock(&self.unanswered)
-            .drain()
+            .drain_idle()
             .into_iter()
             .map(|pending| pending.reply)
             .collect();
@@ -103,6 +113,27 @@ impl SubscriptionHandle {
             unanswered: Arc::new(Mutex::new(Unanswered::starting_at(1))),
             stop,
             keep_alive: None,
+            handler_slots: None,
+        }
+    }
+
+    /// The slots parallel handlers take, `size` of them (fixed by the first call).
+    pub(crate) fn handler_slots(&mut self, size: u32) -> Arc<tokio::sync::Semaphore> {
+        let slots = self.handler_slots.get_or_insert_with(|| {
+            let size = size.clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u32);
+            HandlerSlots {
+                semaphore: Arc::new(tokio::sync::Semaphore::new(size as usize)),
+                size,
+            }
+        });
+        slots.semaphore.clone()
+    }
+
+    /// Waits until no handler of this subscription is running.
+    async fn handlers_finished(&self) {
+        if let Some(HandlerSlots { semaphore, size }) = &self.handler_slots {
+            // Never closed, so acquiring only waits; the permits go back at once.
+            let _all = semaphore.acquire_many(*size).await;
         }
     }
 
@@ -130,6 +161,7 @@ impl SubscriptionHandle {
         let token = lock(&self.unanswered).push(Pending {
             reply,
             payload: message.payload,
+            handling: false,
         });
         Some(Delivery {
             token,
@@ -159,12 +191,19 @@ impl SubscriptionHandle {
 }
 
 /// Sends the component's answers for a subscription's deliveries.
+#[derive(Clone)]
 pub(crate) struct Answerer {
     client: async_nats::Client,
     unanswered: SharedUnanswered,
 }
 
 impl Answerer {
+    /// Notes that a handler on a task of its own will answer delivery `token`, so losing
+    /// the instance does not hand it back to the server while it is being handled.
+    pub(crate) fn set_handling(&self, token: u64) {
+        lock(&self.unanswered).set_handling(token);
+    }
+
     /// Answers delivery `token` (`None`: leaves it unanswered, for `ackPolicy: none`).
     /// The answer is queued on the client, not waited for: as a plain NATS consumer
     /// acknowledges. An answer that cannot be sent (the connection is closed for good)
@@ -225,7 +264,6 @@ impl transport::HostSubscription for InstanceState {
         this: Resource<SubscriptionHandle>,
         max: u32,
         wait_ms: u32,
-        linger_ms: u32,
     ) -> wasmtime::Result<Result<Vec<Delivery>, TransportError>> {
         let _host = self.host_time();
         let limit = max.min(self.sandbox().max_batch).max(1) as usize;
@@ -276,24 +314,6 @@ impl transport::HostSubscription for InstanceState {
                         }
                     }
                     _ => break,
-                }
-            }
-            // Then, when asked, linger for the rest of a window that is still arriving.
-            if linger_ms > 0 && !batch.is_empty() {
-                let linger_until =
-                    tokio::time::Instant::now() + Duration::from_millis(u64::from(linger_ms));
-                while batch.len() < limit && bytes < byte_limit {
-                    let Lifecycle::Active(subscriber) = &mut subscription.state else {
-                        break;
-                    };
-                    match tokio::time::timeout_at(linger_until, subscriber.next()).await {
-                        Ok(Some(message)) => {
-                            if let Some(delivery) = subscription.accept(message, &mut bytes).await {
-                                batch.push(delivery);
-                            }
-                        }
-                        _ => break,
-                    }
                 }
             }
         }
@@ -358,7 +378,9 @@ impl transport::HostSubscription for InstanceState {
                     .await;
             }
         }
-        // Answers already queued must reach the server before the consumer is left alone.
+        // Handlers still running answer their messages before the consumer is left alone,
+        // and answers already queued must reach the server.
+        subscription.handlers_finished().await;
         let _ = subscription.client.flush().await;
         Ok(Ok(()))
     }

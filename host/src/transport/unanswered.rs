@@ -11,6 +11,8 @@ pub(crate) struct Pending {
     /// Its payload: it never crosses into the component, the host adds it to the message
     /// the application gets.
     pub(crate) payload: bytes::Bytes,
+    /// A handler is running for it on its own task, and will answer it.
+    pub(crate) handling: bool,
 }
 
 /// Tokens are handed out in sequence and mostly answered in the order given, so the
@@ -69,10 +71,27 @@ impl Unanswered {
             .collect()
     }
 
-    /// Takes every unanswered delivery out.
-    pub(crate) fn drain(&mut self) -> Vec<Pending> {
-        self.first += self.entries.len() as u64;
-        self.entries.drain(..).flatten().collect()
+    /// Marks the delivery `token` as being handled on a task of its own.
+    pub(crate) fn set_handling(&mut self, token: u64) {
+        if let Some(Some(pending)) = self.index(token).and_then(|i| self.entries.get_mut(i)) {
+            pending.handling = true;
+        }
+    }
+
+    /// Takes every unanswered delivery out that no running handler will answer; those stay
+    /// until their handlers answer them.
+    pub(crate) fn drain_idle(&mut self) -> Vec<Pending> {
+        let mut idle = Vec::new();
+        for entry in &mut self.entries {
+            if entry.as_ref().is_some_and(|pending| !pending.handling) {
+                idle.extend(entry.take());
+            }
+        }
+        while let Some(None) = self.entries.front() {
+            self.entries.pop_front();
+            self.first += 1;
+        }
+        idle
     }
 }
 
@@ -84,6 +103,7 @@ mod tests {
         Pending {
             reply: reply.into(),
             payload: bytes::Bytes::from(reply.to_string()),
+            handling: false,
         }
     }
 
@@ -104,7 +124,18 @@ mod tests {
         assert!(unanswered.get(0).is_none() && unanswered.get(99).is_none());
         let replies: Vec<String> = unanswered.replies().iter().map(|r| r.to_string()).collect();
         assert_eq!(replies, vec!["c", "d"]);
-        assert_eq!(unanswered.drain().len(), 2);
+        unanswered.set_handling(4);
+        let idle: Vec<String> = unanswered
+            .drain_idle()
+            .iter()
+            .map(|p| p.reply.to_string())
+            .collect();
+        assert_eq!(
+            idle,
+            vec!["c"],
+            "a delivery being handled is left to its handler"
+        );
+        assert_eq!(unanswered.remove(4).unwrap().reply.as_str(), "d");
         assert!(unanswered.replies().is_empty());
         assert_eq!(unanswered.push(pending("e")), 5);
     }
