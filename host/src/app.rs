@@ -12,7 +12,7 @@ use wasmtime::component::Resource;
 
 use crate::bindings::{app, transport};
 use crate::instance::InstanceState;
-use crate::transport::SubscriptionHandle;
+use crate::transport::{Answerer, SubscriptionHandle};
 
 /// A message delivered to the application (Dapr's `NewMessage`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,16 +77,16 @@ struct Ready {
     message: Message,
 }
 
-/// The messages the component mapped, with the topic and the payloads the host kept.
-/// A token that is not an unanswered delivery of `subscription` is a component bug: it
-/// traps, and the host's trap recovery hands the subscription's deliveries back to the
-/// server.
+/// The messages the component mapped, with the topic and the payloads the host kept, and
+/// what answers them. A token that is not an unanswered delivery of `subscription` is a
+/// component bug: it traps, and the host's trap recovery hands the subscription's
+/// deliveries back to the server.
 fn ready(
     subscription: &SubscriptionHandle,
     topic: &str,
     messages: Vec<app::NewMessage>,
-) -> wasmtime::Result<Vec<Ready>> {
-    messages
+) -> wasmtime::Result<(Vec<Ready>, Answerer)> {
+    let ready = messages
         .into_iter()
         .map(|message| {
             let app::NewMessage {
@@ -111,7 +111,8 @@ fn ready(
                 },
             })
         })
-        .collect()
+        .collect::<wasmtime::Result<_>>()?;
+    Ok((ready, subscription.answerer()))
 }
 
 /// The component's answer to `status`.
@@ -131,11 +132,7 @@ impl app::Host for InstanceState {
         messages: Vec<app::NewMessage>,
     ) -> wasmtime::Result<()> {
         let _host = self.host_time();
-        let subscription = self.table.get(&source)?;
-        let (messages, answerer) = (
-            ready(subscription, &topic, messages)?,
-            subscription.answerer(),
-        );
+        let (messages, answerer) = ready(self.table.get(&source)?, &topic, messages)?;
         let handler = self.handler();
         for Ready {
             token,
@@ -159,10 +156,7 @@ impl app::Host for InstanceState {
         let _host = self.host_time();
         let subscription = self.table.get_mut(&source)?;
         let slots = subscription.handler_slots(max_in_flight);
-        let (messages, answerer) = (
-            ready(subscription, &topic, messages)?,
-            subscription.answerer(),
-        );
+        let (messages, answerer) = ready(subscription, &topic, messages)?;
         let handler = self.handler();
         for Ready {
             token,

@@ -17,6 +17,7 @@ mod unanswered;
 pub(crate) use connect::ClientPool;
 pub use connection::ConnectionHandle;
 pub(crate) use error::TransportError;
+pub(crate) use subscription::Answerer;
 pub use subscription::SubscriptionHandle;
 
 use crate::bindings::transport;
