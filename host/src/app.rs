@@ -2,9 +2,8 @@
 //! [`Handler`]; the CLI supplies one that prints, or posts to an HTTP app.
 
 use std::future::Future;
-use std::sync::Arc;
-
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
