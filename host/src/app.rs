@@ -85,16 +85,18 @@ fn ready(
     topic: &str,
     messages: Vec<app::NewMessage>,
 ) -> wasmtime::Result<(Vec<Ready>, Answerer)> {
+    let payloads = subscription.payloads(messages.iter().map(|message| message.delivery));
     let ready = messages
         .into_iter()
-        .map(|message| {
+        .zip(payloads)
+        .map(|(message, payload)| {
             let app::NewMessage {
                 delivery,
                 content_type,
                 metadata,
                 answers,
             } = message;
-            let data = subscription.payload(delivery).ok_or_else(|| {
+            let data = payload.ok_or_else(|| {
                 wasmtime::Error::msg(format!(
                     "the component delivered token {delivery}, which is not an unanswered delivery of its subscription"
                 ))
@@ -163,10 +165,12 @@ impl app::Host for InstanceState {
             message,
         } in messages
         {
-            // Never closed: acquiring waits for a free slot.
-            let Ok(slot) = slots.clone().acquire_owned().await else {
-                break;
-            };
+            // Acquiring waits for a free slot. The slots are never closed; if they were,
+            // trapping hands every unanswered delivery back rather than leaving it behind.
+            let slot =
+                slots.clone().acquire_owned().await.map_err(|_| {
+                    wasmtime::Error::msg("the handler slots of a subscription closed")
+                })?;
             answerer.set_handling(token);
             let handled = handler.handle(message);
             let answerer = answerer.clone();

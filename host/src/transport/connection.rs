@@ -57,7 +57,7 @@ impl transport::HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<PubAck, TransportError>> {
         let _host = self.host_time();
         let connection = self.table.get(&this)?;
-        let publish = match self.sandbox().check_publish(&message) {
+        let publish = match self.sandbox().check_publish(&message.subject) {
             Ok(()) => convert::publish_message(message),
             Err(refusal) => return Ok(Err(refusal)),
         };
@@ -94,7 +94,7 @@ impl transport::HostConnection for InstanceState {
             ));
             return Ok(vec![Err(refusal); messages.len()]);
         }
-        if let Err(refusal) = self.sandbox().check_subject(&subject) {
+        if let Err(refusal) = self.sandbox().check_publish(&subject) {
             return Ok(vec![Err(refusal); messages.len()]);
         }
         // One subject for the batch, shared (reference-counted) by every message.

@@ -86,7 +86,7 @@ impl Drop for SubscriptionHandle {
 }
 
 fn lock(unanswered: &SharedUnanswered) -> std::sync::MutexGuard<'_, Unanswered> {
-    // The map stays consistent whatever a panicking holder did: entries are only
+    // The queue stays consistent whatever a panicking holder did: entries are only
     // inserted and removed whole.
     unanswered
         .lock()
@@ -170,14 +170,25 @@ impl SubscriptionHandle {
             delivered,
         })
     }
-}
 
-impl SubscriptionHandle {
     /// The payload of the unanswered delivery `token` (a cheap, shared handle).
     pub(crate) fn payload(&self, token: u64) -> Option<bytes::Bytes> {
         lock(&self.unanswered)
             .get(token)
             .map(|pending| pending.payload.clone())
+    }
+
+    /// The payloads of the unanswered deliveries `tokens`, in order, under one lock (a
+    /// batch is delivered at once).
+    pub(crate) fn payloads(
+        &self,
+        tokens: impl IntoIterator<Item = u64>,
+    ) -> Vec<Option<bytes::Bytes>> {
+        let unanswered = lock(&self.unanswered);
+        tokens
+            .into_iter()
+            .map(|token| unanswered.get(token).map(|pending| pending.payload.clone()))
+            .collect()
     }
 
     /// What answers this subscription's deliveries, apart from the resource (so handlers
