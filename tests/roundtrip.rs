@@ -181,3 +181,67 @@ async fn subscribe_without_a_stream_names_the_topic() {
     );
     runtime.shutdown().await;
 }
+
+/// A publish waiting for its PubAck does not hold up the next one: the component sends,
+/// and the host awaits the acknowledgement outside the instance. A plain subscriber
+/// stands in for a stream on `slow.orders`, so the test decides when (and what) the
+/// PubAck is.
+#[tokio::test]
+async fn a_publish_awaiting_its_pub_ack_does_not_hold_up_the_next() {
+    use futures::StreamExt;
+    let server = support::server();
+    support::stream(&server, "ORDERS", &["orders.*"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let stand_in = async_nats::connect(server.url()).await.unwrap();
+    let mut requests = stand_in.subscribe("slow.orders").await.unwrap();
+    stand_in.flush().await.unwrap();
+
+    let slow = pubsub.publish("slow.orders", b"first".to_vec());
+    tokio::pin!(slow);
+    let request = tokio::select! {
+        early = &mut slow => panic!("resolved before its PubAck was sent: {early:?}"),
+        request = requests.next() => request.expect("the slow message is sent"),
+    };
+    assert_eq!(request.payload.as_ref(), b"first");
+
+    let fast = tokio::select! {
+        early = &mut slow => panic!("the second publish waited for the first: {early:?}"),
+        fast = pubsub.publish("orders.created", b"second".to_vec()) => fast,
+    };
+    assert_eq!(fast.unwrap().stream, "ORDERS");
+
+    let reply = request.reply.expect("a JetStream publish asks for a PubAck");
+    stand_in
+        .publish(reply, r#"{"stream":"STAND_IN","seq":7}"#.into())
+        .await
+        .unwrap();
+    let ack = slow.await.unwrap();
+    assert_eq!(
+        (ack.stream.as_str(), ack.sequence, ack.duplicate),
+        ("STAND_IN", 7, false)
+    );
+
+    // A PubAck that is an API error: the component says what it means, naming the topic.
+    let failing = pubsub.publish("slow.orders", b"third".to_vec());
+    tokio::pin!(failing);
+    let request = tokio::select! {
+        early = &mut failing => panic!("resolved before its PubAck was sent: {early:?}"),
+        request = requests.next() => request.expect("the third message is sent"),
+    };
+    let error = r#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#;
+    stand_in
+        .publish(request.reply.unwrap(), error.into())
+        .await
+        .unwrap();
+    let err = failing.await.unwrap_err();
+    assert!(
+        matches!(err, jetstream_pubsub_host::Error::Retriable(_)),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("slow.orders") && text.contains("maximum messages exceeded"),
+        "{text}"
+    );
+    runtime.shutdown().await;
+}

@@ -19,7 +19,7 @@ wit_bindgen::generate!({
 
 use dapr::jetstream::app::{self, Answers, NewMessage};
 use dapr::jetstream::log::{Level, log};
-use dapr::jetstream::transport::{self, Connection, TransportError};
+use dapr::jetstream::transport::{self, Connection, PendingAck, TransportError};
 use dapr::jetstream::types::{
     BulkPublishRequest, Error, PublishAck, PublishRequest, SubscribeRequest,
 };
@@ -116,7 +116,7 @@ impl Guest for Component {
         vec!["BULK_PUBSUB".to_string(), "SUBSCRIBE_WILDCARDS".to_string()]
     }
 
-    fn publish(request: PublishRequest) -> Result<PublishAck, Error> {
+    fn publish(request: PublishRequest) -> Result<PendingAck, Error> {
         with_ready(|ready| {
             let PublishRequest {
                 topic,
@@ -124,13 +124,16 @@ impl Guest for Component {
                 content_type,
                 metadata,
             } = request;
-            let message = outbound(&topic, data, content_type.as_deref(), &metadata)?;
+            let message = outbound(topic, data, content_type.as_deref(), &metadata)?;
             ready
                 .connection
-                .publish(&message)
-                .map(pub_ack)
-                .map_err(|err| publish_error(&topic, &err))
+                .send(&message)
+                .map_err(|err| publish_error(&message.subject, &err))
         })
+    }
+
+    fn publish_failed(topic: String, failure: TransportError) -> Error {
+        publish_error(&topic, &failure)
     }
 
     fn bulk_publish(request: BulkPublishRequest) -> Result<Vec<Result<PublishAck, Error>>, Error> {
@@ -598,14 +601,14 @@ fn existing_consumer(info: &transport::ConsumerInfo) -> ExistingConsumer {
 }
 
 fn outbound(
-    topic: &str,
+    topic: String,
     data: Vec<u8>,
     content_type: Option<&str>,
     metadata: &[(String, String)],
 ) -> Result<transport::OutboundMessage, Error> {
     let transport::BatchEntry { headers, payload } = batch_entry(data, content_type, metadata)?;
     Ok(transport::OutboundMessage {
-        subject: topic.to_string(),
+        subject: topic,
         headers,
         payload,
     })

@@ -7,6 +7,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
     with: {
         "dapr:jetstream/transport.connection": crate::transport::ConnectionHandle,
+        "dapr:jetstream/transport.pending-ack": crate::transport::PendingAck,
         "dapr:jetstream/transport.subscription": crate::transport::SubscriptionHandle,
     },
 });

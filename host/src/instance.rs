@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use tokio::sync::watch;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::app::Handler;
 use crate::bindings::types;
 use crate::sandbox::{CpuMeter, HostTime, SandboxLimits};
-use crate::transport::ClientPool;
+use crate::transport::{ClientPool, PendingAck, TransportError};
 
 /// What every instance of one runtime shares: the NATS clients and the limits.
 pub(crate) struct Shared {
@@ -27,6 +27,9 @@ pub(crate) struct InstanceState {
     handler: Arc<dyn Handler>,
     stop: watch::Receiver<bool>,
     pub(crate) meter: CpuMeter,
+    /// Sent messages whose pending ack is still in the table: the host takes each out
+    /// after the call, but a component could keep sending without handing them back.
+    pending_acks: u32,
 }
 
 impl InstanceState {
@@ -52,6 +55,7 @@ impl InstanceState {
             handler,
             stop,
             meter: CpuMeter::new(),
+            pending_acks: 0,
         }
     }
 
@@ -70,6 +74,36 @@ impl InstanceState {
     /// Starts timing a host import: its duration does not count against the CPU budget.
     pub(crate) fn host_time(&self) -> HostTime {
         self.meter.in_host()
+    }
+
+    /// Refuses a send while the instance holds as many pending acks as its batch limit.
+    pub(crate) fn check_pending_acks(&self) -> Result<(), TransportError> {
+        let limit = self.sandbox().max_batch;
+        if self.pending_acks >= limit {
+            return Err(TransportError::Refused(format!(
+                "the component holds {limit} pending acks, the host limit: hand them back before sending more"
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn push_pending_ack(
+        &mut self,
+        pending: PendingAck,
+    ) -> wasmtime::Result<Resource<PendingAck>> {
+        let resource = self.table.push(pending)?;
+        self.pending_acks += 1;
+        Ok(resource)
+    }
+
+    /// Takes a pending ack out of the table, to await it or to forget it.
+    pub(crate) fn take_pending_ack(
+        &mut self,
+        pending: Resource<PendingAck>,
+    ) -> wasmtime::Result<PendingAck> {
+        let pending = self.table.delete(pending)?;
+        self.pending_acks -= 1;
+        Ok(pending)
     }
 
     pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {

@@ -28,6 +28,7 @@ use crate::app::{Handler, no_subscriber};
 use crate::bindings::{transport, types};
 use crate::error::Error;
 use crate::runtime::{Instance, Runtime};
+use crate::transport::FailedPublish;
 
 /// Component metadata: the `spec.metadata` name/value pairs of a Dapr Component.
 pub type Metadata = Vec<(String, String)>;
@@ -320,10 +321,28 @@ impl PubSub {
             content_type,
             metadata,
         };
-        let mut publisher = self.publisher().await?;
-        let (api, store) = publisher.instance.call();
-        let result = api.call_publish(store, &request).await;
-        Ok(note_trap(&mut publisher, result)??.into())
+        let pending = {
+            let mut publisher = self.publisher().await?;
+            let (api, store) = publisher.instance.call();
+            let sent = api.call_publish(store, &request).await;
+            let pending = note_trap(&mut publisher, sent)??;
+            let taken = publisher.instance.store.data_mut().take_pending_ack(pending);
+            note_trap(&mut publisher, taken)?
+        };
+        // The instance is free again while the PubAck travels: other publishes go ahead.
+        match pending.outcome().await {
+            Ok(ack) => Ok(PublishAck {
+                stream: ack.stream,
+                sequence: ack.sequence,
+                duplicate: ack.duplicate,
+            }),
+            Err(FailedPublish { subject, error }) => {
+                let mut publisher = self.publisher().await?;
+                let (api, store) = publisher.instance.call();
+                let error = api.call_publish_failed(store, &subject, &error).await;
+                Err(note_trap(&mut publisher, error)?.into())
+            }
+        }
     }
 
     /// Publishes many entries to `topic`, pipelined; one result per entry, in order.

@@ -9,7 +9,7 @@ use wasmtime::component::Resource;
 use super::connect::{SharedClient, redacted_servers};
 use super::convert;
 use super::error::{api_error, from_consumer_error, from_publish_error};
-use super::{SubscriptionHandle, TransportError};
+use super::{PendingAck, SubscriptionHandle, TransportError};
 use crate::bindings::transport::{
     self, BatchEntry, ConnectOptions, ConsumerConfig, ConsumerInfo, OutboundMessage, PubAck,
 };
@@ -50,32 +50,31 @@ impl transport::HostConnection for InstanceState {
             .push(ConnectionHandle { shared, jetstream })?))
     }
 
-    async fn publish(
+    async fn send(
         &mut self,
         this: Resource<ConnectionHandle>,
         message: OutboundMessage,
-    ) -> wasmtime::Result<Result<PubAck, TransportError>> {
+    ) -> wasmtime::Result<Result<Resource<PendingAck>, TransportError>> {
         let _host = self.host_time();
+        if let Err(refusal) = self.check_pending_acks() {
+            return Ok(Err(refusal));
+        }
         let connection = self.table.get(&this)?;
-        let publish = match self.sandbox().check_publish(&message.subject) {
-            Ok(()) => convert::publish_message(message),
-            Err(refusal) => return Ok(Err(refusal)),
-        };
-        let (subject, publish) = match publish {
+        if let Err(refusal) = self.sandbox().check_publish(&message.subject) {
+            return Ok(Err(refusal));
+        }
+        let (subject, publish) = match convert::publish_message(message) {
             Ok(ready) => ready,
             Err(err) => return Ok(Err(err)),
         };
-        let ack = match connection
+        match connection
             .jetstream
             .send_publish(subject.clone(), publish)
             .await
         {
-            Ok(future) => future.await,
-            Err(err) => Err(err),
-        };
-        Ok(ack
-            .map(convert::pub_ack)
-            .map_err(|err| from_publish_error(&subject, err)))
+            Ok(ack) => Ok(Ok(self.push_pending_ack(PendingAck::new(ack, subject))?)),
+            Err(err) => Ok(Err(from_publish_error(&subject, err))),
+        }
     }
 
     async fn publish_batch(

@@ -2,7 +2,7 @@
 //!
 //! The component decides (subjects, consumer configuration, answers); this module only
 //! executes, and refuses what the sandbox does not allow. Each WIT resource has a state
-//! type here (`ConnectionHandle`, `SubscriptionHandle`) and a file implementing its
+//! type here (`ConnectionHandle`, `PendingAck`, `SubscriptionHandle`) and a file implementing its
 //! `Host*` trait.
 
 mod ack_subject;
@@ -11,12 +11,15 @@ mod connection;
 mod convert;
 mod credentials;
 mod error;
+mod pending_ack;
 mod subscription;
 mod unanswered;
 
 pub(crate) use connect::ClientPool;
 pub use connection::ConnectionHandle;
 pub(crate) use error::TransportError;
+pub(crate) use pending_ack::FailedPublish;
+pub use pending_ack::PendingAck;
 pub(crate) use subscription::Answerer;
 pub use subscription::SubscriptionHandle;
 

@@ -1,0 +1,51 @@
+//! `transport.pending-ack`: a message sent by the component whose PubAck the host awaits
+//! after the component's call has returned.
+//!
+//! Awaiting inside the call would keep the instance locked and its fiber suspended for a
+//! whole round trip to the server: single publishes would queue behind one another, and
+//! the work of returning through the component would sit between the PubAck's arrival and
+//! the caller. Sent first and awaited outside, the round trip holds nothing.
+
+use async_nats::jetstream::context::PublishAckFuture;
+use wasmtime::component::Resource;
+
+use super::TransportError;
+use super::error::from_publish_error;
+use crate::bindings::transport;
+use crate::instance::InstanceState;
+
+/// Host state behind a `pending-ack` resource.
+pub struct PendingAck {
+    ack: PublishAckFuture,
+    subject: String,
+}
+
+impl PendingAck {
+    pub(crate) fn new(ack: PublishAckFuture, subject: String) -> Self {
+        Self { ack, subject }
+    }
+
+    /// Waits for the stream's answer; a failure comes with the subject it names.
+    pub(crate) async fn outcome(
+        self,
+    ) -> Result<async_nats::jetstream::publish::PublishAck, FailedPublish> {
+        let Self { ack, subject } = self;
+        ack.await.map_err(|err| FailedPublish {
+            error: from_publish_error(&subject, err),
+            subject,
+        })
+    }
+}
+
+/// A publish whose PubAck did not come: the component decides what it means.
+pub(crate) struct FailedPublish {
+    pub(crate) subject: String,
+    pub(crate) error: TransportError,
+}
+
+impl transport::HostPendingAck for InstanceState {
+    async fn drop(&mut self, this: Resource<PendingAck>) -> wasmtime::Result<()> {
+        self.take_pending_ack(this)?;
+        Ok(())
+    }
+}
