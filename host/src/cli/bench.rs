@@ -29,6 +29,8 @@ use super::Failure;
 const PAYLOAD: usize = 128;
 /// Entries per bulk publish, and acks in flight on the raw side of scenario 2.
 const BATCH: usize = 256;
+/// Callers publishing at once in scenario 1c.
+const CONCURRENT_CALLERS: usize = 32;
 /// A run that makes no progress for this long has stalled: fail rather than hang.
 const STALL: Duration = Duration::from_secs(15);
 
@@ -555,6 +557,59 @@ async fn scenario_publish_awaited(b: &Bench) -> Result<(), Failure> {
     ));
     throughput_lines(b, &samples, "msg/s");
     ratio_line(b, "S1 publish-awaited", &samples, 0.95);
+    scenario_publish_concurrent(b, &payload).await
+}
+
+/// Many callers sharing one `PubSub`, each awaiting its own PubAck (a sidecar serving many
+/// application requests): no target in issue 7, but it shows whether single publishes
+/// overlap or queue behind one another's round trips.
+async fn scenario_publish_concurrent(b: &Bench, payload: &Bytes) -> Result<(), Failure> {
+    let per_caller = (b.sizes.publish_awaited / CONCURRENT_CALLERS).max(1);
+    let count = per_caller * CONCURRENT_CALLERS;
+    let samples = b
+        .alternate(
+            "1 publish-concurrent",
+            || {
+                b.on_topic("s1c", |topic| async move {
+                    let started = Instant::now();
+                    let callers = (0..CONCURRENT_CALLERS).map(|_| async {
+                        for _ in 0..per_caller {
+                            b.js.publish(topic.subject.clone(), payload.clone())
+                                .await?
+                                .await?;
+                        }
+                        Ok::<_, Failure>(())
+                    });
+                    for caller in futures::future::join_all(callers).await {
+                        caller?;
+                    }
+                    Ok(rate(count, started.elapsed()))
+                })
+            },
+            || {
+                b.on_topic("s1c", |topic| async move {
+                    let started = Instant::now();
+                    let callers = (0..CONCURRENT_CALLERS).map(|_| async {
+                        for _ in 0..per_caller {
+                            b.publisher
+                                .publish(&topic.subject, payload.to_vec())
+                                .await?;
+                        }
+                        Ok::<_, Failure>(())
+                    });
+                    for caller in futures::future::join_all(callers).await {
+                        caller?;
+                    }
+                    Ok(rate(count, started.elapsed()))
+                })
+            },
+        )
+        .await?;
+    b.out.line(&format!(
+        "\n1c publish, {CONCURRENT_CALLERS} callers at once, each awaiting its PubAck ({PAYLOAD} B, {count} messages per run)"
+    ));
+    throughput_lines(b, &samples, "msg/s");
+    ratio_line(b, "S1c publish-concurrent", &samples, f64::NAN);
     Ok(())
 }
 
