@@ -210,7 +210,9 @@ async fn a_publish_awaiting_its_pub_ack_does_not_hold_up_the_next() {
     };
     assert_eq!(fast.unwrap().stream, "ORDERS");
 
-    let reply = request.reply.expect("a JetStream publish asks for a PubAck");
+    let reply = request
+        .reply
+        .expect("a JetStream publish asks for a PubAck");
     stand_in
         .publish(reply, r#"{"stream":"STAND_IN","seq":7}"#.into())
         .await
@@ -228,7 +230,8 @@ async fn a_publish_awaiting_its_pub_ack_does_not_hold_up_the_next() {
         early = &mut failing => panic!("resolved before its PubAck was sent: {early:?}"),
         request = requests.next() => request.expect("the third message is sent"),
     };
-    let error = r#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#;
+    let error =
+        r#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#;
     stand_in
         .publish(request.reply.unwrap(), error.into())
         .await

@@ -326,7 +326,11 @@ impl PubSub {
             let (api, store) = publisher.instance.call();
             let sent = api.call_publish(store, &request).await;
             let pending = note_trap(&mut publisher, sent)??;
-            let taken = publisher.instance.store.data_mut().take_pending_ack(pending);
+            let taken = publisher
+                .instance
+                .store
+                .data_mut()
+                .take_pending_ack(pending);
             note_trap(&mut publisher, taken)?
         };
         // The instance is free again while the PubAck travels: other publishes go ahead.
