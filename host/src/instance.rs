@@ -102,7 +102,7 @@ impl InstanceState {
         pending: Resource<PendingAck>,
     ) -> wasmtime::Result<PendingAck> {
         let pending = self.table.delete(pending)?;
-        self.pending_acks -= 1;
+        self.pending_acks = self.pending_acks.saturating_sub(1);
         Ok(pending)
     }
 

@@ -571,36 +571,24 @@ async fn scenario_publish_concurrent(b: &Bench, payload: &Bytes) -> Result<(), F
             "1 publish-concurrent",
             || {
                 b.on_topic("s1c", |topic| async move {
-                    let started = Instant::now();
-                    let callers = (0..CONCURRENT_CALLERS).map(|_| async {
-                        for _ in 0..per_caller {
-                            b.js.publish(topic.subject.clone(), payload.clone())
-                                .await?
-                                .await?;
-                        }
-                        Ok::<_, Failure>(())
-                    });
-                    for caller in futures::future::join_all(callers).await {
-                        caller?;
-                    }
-                    Ok(rate(count, started.elapsed()))
+                    callers_at_once(per_caller, || async {
+                        b.js.publish(topic.subject.clone(), payload.clone())
+                            .await?
+                            .await?;
+                        Ok(())
+                    })
+                    .await
                 })
             },
             || {
                 b.on_topic("s1c", |topic| async move {
-                    let started = Instant::now();
-                    let callers = (0..CONCURRENT_CALLERS).map(|_| async {
-                        for _ in 0..per_caller {
-                            b.publisher
-                                .publish(&topic.subject, payload.to_vec())
-                                .await?;
-                        }
-                        Ok::<_, Failure>(())
-                    });
-                    for caller in futures::future::join_all(callers).await {
-                        caller?;
-                    }
-                    Ok(rate(count, started.elapsed()))
+                    callers_at_once(per_caller, || async {
+                        b.publisher
+                            .publish(&topic.subject, payload.to_vec())
+                            .await?;
+                        Ok(())
+                    })
+                    .await
                 })
             },
         )
@@ -611,6 +599,26 @@ async fn scenario_publish_concurrent(b: &Bench, payload: &Bytes) -> Result<(), F
     throughput_lines(b, &samples, "msg/s");
     ratio_line(b, "S1c publish-concurrent", &samples, f64::NAN);
     Ok(())
+}
+
+/// `CONCURRENT_CALLERS` callers at once, each publishing `per_caller` times and awaiting
+/// every PubAck before its next publish: messages per second over all of them.
+async fn callers_at_once<F, Fut>(per_caller: usize, publish: F) -> Result<f64, Failure>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(), Failure>>,
+{
+    let started = Instant::now();
+    let callers = (0..CONCURRENT_CALLERS).map(|_| async {
+        for _ in 0..per_caller {
+            publish().await?;
+        }
+        Ok::<_, Failure>(())
+    });
+    for caller in futures::future::join_all(callers).await {
+        caller?;
+    }
+    Ok(rate(per_caller * CONCURRENT_CALLERS, started.elapsed()))
 }
 
 // Scenario 2 ------------------------------------------------------------------------
