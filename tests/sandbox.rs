@@ -1,11 +1,12 @@
 //! An untrusted component that misbehaves cannot crash, stall or widen the host: a trap
 //! is contained and the instance re-created, a runaway loop is stopped by the CPU budget
-//! (waiting on imports does not count), unbounded allocation hits the memory cap, and
-//! the transport refuses subjects outside the component's reach.
+//! (waiting on imports does not count), unbounded allocation hits the memory cap, pending
+//! acks are bounded, and the transport refuses subjects outside the component's reach.
 //!
 //! The misbehaving component is the real one built with the `fault-injection` feature:
 //! payloads starting with `fault:trap`, `fault:spin` or `fault:hog` make it trap, loop or
-//! allocate while it holds that message.
+//! allocate while it holds that message, and a publish of `fault:hoard` makes it send
+//! without end, keeping every pending ack.
 
 mod support;
 
@@ -233,5 +234,43 @@ async fn the_transport_refuses_subjects_outside_the_components_reach() {
         .wait_until(WAIT, "the stored message", |m| !m.is_empty())
         .await;
     subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+/// A component that sends without handing its pending acks back is refused once it holds
+/// as many as the host's batch limit: it cannot pile up unbounded host state.
+#[tokio::test]
+async fn a_component_cannot_pile_up_pending_acks() {
+    let server = support::server();
+    support::stream(&server, "HOARD", &["hoard"]).await;
+    let runtime = faulty_runtime(SandboxLimits::new().max_batch(8));
+    let md = support::metadata(&[("natsURL", &server.url())]);
+    let pubsub = runtime.pubsub(md).await.unwrap();
+
+    let err = pubsub
+        .publish("hoard", b"fault:hoard".to_vec())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, jetstream_pubsub_host::Error::Terminal(_)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("holds 8 pending acks"), "{err}");
+
+    // The eight sends the host allowed were stored; the ninth never left.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let mut stream = jetstream.get_stream("HOARD").await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut stored = 0;
+    while Instant::now() < deadline {
+        stored = stream.info().await.unwrap().state.messages;
+        if stored >= 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(stream.info().await.unwrap().state.messages, 8, "{stored}");
     runtime.shutdown().await;
 }

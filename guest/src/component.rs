@@ -125,6 +125,10 @@ impl Guest for Component {
                 metadata,
             } = request;
             let message = outbound(topic, data, content_type.as_deref(), &metadata)?;
+            #[cfg(feature = "fault-injection")]
+            if message.payload.starts_with(b"fault:hoard") {
+                return Err(hoard_pending_acks(&ready.connection, &message));
+            }
             ready
                 .connection
                 .send(&message)
@@ -656,6 +660,18 @@ fn inject_faults(subscribed: &Subscribed, messages: &[NewMessage]) {
     for message in messages {
         if let Some(payload) = subscribed.subscription.payload(message.delivery) {
             crate::fault::inject(&payload);
+        }
+    }
+}
+
+/// The fault-injection build, asked to publish `fault:hoard`, sends the message again and
+/// again and never hands a pending ack back, until the host refuses a send.
+#[cfg(feature = "fault-injection")]
+fn hoard_pending_acks(connection: &Connection, message: &transport::OutboundMessage) -> Error {
+    loop {
+        match connection.send(message) {
+            Ok(pending) => std::mem::forget(pending),
+            Err(refusal) => return publish_error(&message.subject, &refusal),
         }
     }
 }

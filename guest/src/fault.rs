@@ -1,6 +1,8 @@
 //! Fault injection for the host's sandbox tests, compiled only with the
 //! `fault-injection` feature (never into the shipped component): a payload that starts
-//! with a marker makes the component misbehave while it holds that message.
+//! with a marker makes the component misbehave while it holds that message. (A publish of
+//! `fault:hoard` makes it send without end and keep every pending ack: `component.rs`,
+//! since it needs the transport.)
 
 /// Misbehaves as the payload asks: `fault:trap` panics (a trap), `fault:spin` loops
 /// forever, `fault:hog` allocates until memory runs out.
