@@ -7,8 +7,9 @@ use std::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_jetstream-pubsub");
 
 /// The scenario names as the bench prints them on its `ratio` lines.
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 7] = [
     "S1 publish-awaited",
+    "S1c publish-concurrent",
     "S2 publish-pipelined",
     "S3 consume-single",
     "S4 consume-parallel",
