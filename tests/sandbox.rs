@@ -238,7 +238,8 @@ async fn the_transport_refuses_subjects_outside_the_components_reach() {
 }
 
 /// A component that sends without handing its pending acks back is refused once it holds
-/// as many as the host's batch limit: it cannot pile up unbounded host state.
+/// as many as the host's batch limit: it cannot pile up unbounded host state, and its
+/// instance is replaced rather than left refusing every later publish.
 #[tokio::test]
 async fn a_component_cannot_pile_up_pending_acks() {
     let server = support::server();
@@ -272,5 +273,14 @@ async fn a_component_cannot_pile_up_pending_acks() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(stream.info().await.unwrap().state.messages, 8, "{stored}");
+
+    // The instance that kept them is replaced: publishing works again, well past the limit.
+    for n in 1..=20 {
+        pubsub
+            .publish("hoard", format!("after-{n}").into_bytes())
+            .await
+            .unwrap_or_else(|err| panic!("publish {n} after the hoard: {err}"));
+    }
+    assert_eq!(stream.info().await.unwrap().state.messages, 28);
     runtime.shutdown().await;
 }

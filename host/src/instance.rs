@@ -96,6 +96,11 @@ impl InstanceState {
         Ok(resource)
     }
 
+    /// Pending acks the component holds: after a call, ones it never handed back.
+    pub(crate) fn pending_acks(&self) -> u32 {
+        self.pending_acks
+    }
+
     /// Takes a pending ack out of the table, to await it or to forget it.
     pub(crate) fn take_pending_ack(
         &mut self,

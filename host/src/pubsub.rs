@@ -251,6 +251,22 @@ struct Publisher {
     poisoned: bool,
 }
 
+impl Publisher {
+    /// A component that keeps pending acks instead of handing them back would, once it
+    /// holds the host's limit, have every later publish refused: its instance is replaced
+    /// on the next call instead, as after a trap.
+    fn replace_if_keeping_pending_acks(&mut self) {
+        let kept = self.instance.store.data().pending_acks();
+        if kept > 0 {
+            tracing::warn!(
+                kept,
+                "the component kept pending acks it never handed back; its instance will be replaced"
+            );
+            self.poisoned = true;
+        }
+    }
+}
+
 /// An initialised component: Dapr's `PubSub`.
 pub struct PubSub {
     runtime: Runtime,
@@ -325,13 +341,17 @@ impl PubSub {
             let mut publisher = self.publisher().await?;
             let (api, store) = publisher.instance.call();
             let sent = api.call_publish(store, &request).await;
-            let pending = note_trap(&mut publisher, sent)??;
-            let taken = publisher
-                .instance
-                .store
-                .data_mut()
-                .take_pending_ack(pending);
-            note_trap(&mut publisher, taken)?
+            let taken = match note_trap(&mut publisher, sent)? {
+                Ok(pending) => publisher
+                    .instance
+                    .store
+                    .data_mut()
+                    .take_pending_ack(pending)
+                    .map(Ok),
+                Err(refused) => Ok(Err(refused)),
+            };
+            publisher.replace_if_keeping_pending_acks();
+            note_trap(&mut publisher, taken)??
         };
         // The instance is free again while the PubAck travels: other publishes go ahead.
         match pending.outcome().await {
@@ -340,11 +360,29 @@ impl PubSub {
                 sequence: ack.sequence,
                 duplicate: ack.duplicate,
             }),
-            Err(FailedPublish { subject, error }) => {
-                let mut publisher = self.publisher().await?;
-                let (api, store) = publisher.instance.call();
-                let error = api.call_publish_failed(store, &subject, &error).await;
-                Err(note_trap(&mut publisher, error)?.into())
+            Err(failed) => Err(self.publish_failure(failed).await),
+        }
+    }
+
+    /// What a publish whose PubAck failed reports: the component's verdict. Should the
+    /// component be unable to give one (a trap, or an instance that cannot be re-created),
+    /// the failure is reported as retriable with the host's text, rather than replaced by
+    /// that other error: the message may or may not have been stored.
+    async fn publish_failure(&self, failed: FailedPublish) -> Error {
+        let FailedPublish { subject, error } = failed;
+        let verdict = async {
+            let mut publisher = self.publisher().await?;
+            let (api, store) = publisher.instance.call();
+            let verdict = api.call_publish_failed(store, &subject, &error).await;
+            note_trap(&mut publisher, verdict)
+        }
+        .await;
+        match verdict {
+            Ok(verdict) => verdict.into(),
+            Err(err) => {
+                let failure = crate::transport::describe(&error);
+                tracing::warn!(error = %err, failure = %failure, "the component gave no verdict on a failed publish; reported as retriable");
+                Error::Retriable(failure)
             }
         }
     }

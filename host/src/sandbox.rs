@@ -1,5 +1,5 @@
-//! What an (untrusted) component may do: memory, batch sizes, and which subjects the
-//! transport imports will touch on its behalf.
+//! What an (untrusted) component may do: memory, batch sizes, pending acks, and which
+//! subjects the transport imports will touch on its behalf.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,7 +49,8 @@ impl SandboxLimits {
         self
     }
 
-    /// Sets the largest batch a transport call may carry.
+    /// Sets the largest batch a transport call may carry, which is also the most pending
+    /// acks an instance may hold.
     pub fn max_batch(mut self, messages: u32) -> Self {
         self.max_batch = messages.max(1);
         self
