@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use jetstream_pubsub_host::AppStatus;
 use support::Recorder;
+use support::stand_in::{self, StandIn};
 
 #[tokio::test]
 async fn published_message_reaches_the_handler_unchanged() {
@@ -188,20 +189,14 @@ async fn subscribe_without_a_stream_names_the_topic() {
 /// PubAck is.
 #[tokio::test]
 async fn a_publish_awaiting_its_pub_ack_does_not_hold_up_the_next() {
-    use futures::StreamExt;
     let server = support::server();
     support::stream(&server, "ORDERS", &["orders.*"]).await;
     let (runtime, pubsub) = support::pubsub(&server, &[]).await;
-    let stand_in = async_nats::connect(server.url()).await.unwrap();
-    let mut requests = stand_in.subscribe("slow.orders").await.unwrap();
-    stand_in.flush().await.unwrap();
+    let mut stand_in = StandIn::new(&server, "slow.orders").await;
 
     let slow = pubsub.publish("slow.orders", b"first".to_vec());
     tokio::pin!(slow);
-    let request = tokio::select! {
-        early = &mut slow => panic!("resolved before its PubAck was sent: {early:?}"),
-        request = requests.next() => request.expect("the slow message is sent"),
-    };
+    let request = stand_in.receive(&mut slow).await;
     assert_eq!(request.payload.as_ref(), b"first");
 
     let fast = tokio::select! {
@@ -210,13 +205,9 @@ async fn a_publish_awaiting_its_pub_ack_does_not_hold_up_the_next() {
     };
     assert_eq!(fast.unwrap().stream, "ORDERS");
 
-    let reply = request
-        .reply
-        .expect("a JetStream publish asks for a PubAck");
     stand_in
-        .publish(reply, r#"{"stream":"STAND_IN","seq":7}"#.into())
-        .await
-        .unwrap();
+        .answer(request, r#"{"stream":"STAND_IN","seq":7}"#)
+        .await;
     let ack = slow.await.unwrap();
     assert_eq!(
         (ack.stream.as_str(), ack.sequence, ack.duplicate),
@@ -226,16 +217,8 @@ async fn a_publish_awaiting_its_pub_ack_does_not_hold_up_the_next() {
     // A PubAck that is an API error: the component says what it means, naming the topic.
     let failing = pubsub.publish("slow.orders", b"third".to_vec());
     tokio::pin!(failing);
-    let request = tokio::select! {
-        early = &mut failing => panic!("resolved before its PubAck was sent: {early:?}"),
-        request = requests.next() => request.expect("the third message is sent"),
-    };
-    let error =
-        r#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#;
-    stand_in
-        .publish(request.reply.unwrap(), error.into())
-        .await
-        .unwrap();
+    let request = stand_in.receive(&mut failing).await;
+    stand_in.answer(request, stand_in::API_ERROR).await;
     let err = failing.await.unwrap_err();
     assert!(
         matches!(err, jetstream_pubsub_host::Error::Retriable(_)),

@@ -5,8 +5,9 @@
 //!
 //! The misbehaving component is the real one built with the `fault-injection` feature:
 //! payloads starting with `fault:trap`, `fault:spin` or `fault:hog` make it trap, loop or
-//! allocate while it holds that message, and a publish of `fault:hoard` makes it send
-//! without end, keeping every pending ack.
+//! allocate while it holds that message, a publish of `fault:hoard` makes it send
+//! without end, keeping every pending ack, and a failed publish to a `fault.verdict`
+//! subject makes it trap while judging the failure.
 
 mod support;
 
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use jetstream_pubsub_host::{AppStatus, Message, Runtime, SandboxLimits};
 use support::Recorder;
+use support::stand_in::{self, StandIn};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -282,5 +284,35 @@ async fn a_component_cannot_pile_up_pending_acks() {
             .unwrap_or_else(|err| panic!("publish {n} after the hoard: {err}"));
     }
     assert_eq!(stream.info().await.unwrap().state.messages, 28);
+    runtime.shutdown().await;
+}
+
+/// A component that traps while judging a failed PubAck does not turn the failure into a
+/// trap: the caller gets the failure itself, retriable, and the instance is replaced.
+#[tokio::test]
+async fn a_trap_while_judging_a_failed_publish_still_reports_the_failure() {
+    let server = support::server();
+    support::stream(&server, "AFTER", &["after"]).await;
+    let runtime = faulty_runtime(SandboxLimits::default());
+    let md = support::metadata(&[("natsURL", &server.url())]);
+    let pubsub = runtime.pubsub(md).await.unwrap();
+    let mut stand_in = StandIn::new(&server, "fault.verdict").await;
+
+    let publish = pubsub.publish("fault.verdict", b"judged".to_vec());
+    tokio::pin!(publish);
+    let request = stand_in.receive(&mut publish).await;
+    stand_in.answer(request, stand_in::API_ERROR).await;
+    let err = publish.await.unwrap_err();
+    assert!(
+        matches!(err, jetstream_pubsub_host::Error::Retriable(_)),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("maximum messages exceeded"),
+        "{err}"
+    );
+
+    let ack = pubsub.publish("after", b"after".to_vec()).await.unwrap();
+    assert_eq!((ack.stream.as_str(), ack.sequence), ("AFTER", 1));
     runtime.shutdown().await;
 }

@@ -137,6 +137,10 @@ impl Guest for Component {
     }
 
     fn publish_failed(topic: String, failure: TransportError) -> Error {
+        #[cfg(feature = "fault-injection")]
+        if topic.starts_with("fault.verdict") {
+            panic!("fault injection: trap while judging a failed publish");
+        }
         publish_error(&topic, &failure)
     }
 

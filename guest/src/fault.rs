@@ -1,8 +1,9 @@
 //! Fault injection for the host's sandbox tests, compiled only with the
 //! `fault-injection` feature (never into the shipped component): a payload that starts
 //! with a marker makes the component misbehave while it holds that message. (A publish of
-//! `fault:hoard` makes it send without end and keep every pending ack: `component.rs`,
-//! since it needs the transport.)
+//! `fault:hoard` makes it send without end and keep every pending ack, and a failed
+//! publish to a `fault.verdict` subject makes it trap while judging the failure: both in
+//! `component.rs`, since they need the generated types.)
 
 /// Misbehaves as the payload asks: `fault:trap` panics (a trap), `fault:spin` loops
 /// forever, `fault:hog` allocates until memory runs out.

@@ -7,6 +7,7 @@ pub mod capture;
 pub mod certs;
 pub mod cluster;
 pub mod jwt;
+pub mod stand_in;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
