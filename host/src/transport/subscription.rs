@@ -171,15 +171,8 @@ impl SubscriptionHandle {
         })
     }
 
-    /// The payload of the unanswered delivery `token` (a cheap, shared handle).
-    pub(crate) fn payload(&self, token: u64) -> Option<bytes::Bytes> {
-        lock(&self.unanswered)
-            .get(token)
-            .map(|pending| pending.payload.clone())
-    }
-
-    /// The payloads of the unanswered deliveries `tokens`, in order, under one lock (a
-    /// batch is delivered at once).
+    /// The payloads of the unanswered deliveries `tokens` (cheap, shared handles), in
+    /// order, under one lock (a batch is delivered at once).
     pub(crate) fn payloads(
         &self,
         tokens: impl IntoIterator<Item = u64>,
@@ -337,7 +330,8 @@ impl transport::HostSubscription for InstanceState {
         token: u64,
     ) -> wasmtime::Result<Option<Vec<u8>>> {
         let subscription = self.table.get(&this)?;
-        Ok(subscription.payload(token).map(|payload| payload.to_vec()))
+        let payload = subscription.payloads([token]).pop().flatten();
+        Ok(payload.map(|payload| payload.to_vec()))
     }
 
     async fn keep_alive(
