@@ -10,7 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::app::Handler;
 use crate::bindings::types;
 use crate::sandbox::{CpuMeter, HostTime, SandboxLimits};
-use crate::transport::{ClientPool, PendingAck, TransportError};
+use crate::transport::{ClientPool, Handover, PendingAck, TransportError};
 
 /// What every instance of one runtime shares: the NATS clients and the limits.
 pub(crate) struct Shared {
@@ -30,6 +30,9 @@ pub(crate) struct InstanceState {
     /// Sent messages whose pending ack is still in the table: the host takes each out
     /// after the call, but a component could keep sending without handing them back.
     pending_acks: u32,
+    /// A subscription instance's place to leave its subscriber if it is lost, for the
+    /// instance that replaces it (`None`: nothing replaces this instance).
+    handover: Option<Handover>,
 }
 
 impl InstanceState {
@@ -56,6 +59,7 @@ impl InstanceState {
             stop,
             meter: CpuMeter::new(),
             pending_acks: 0,
+            handover: None,
         }
     }
 
@@ -113,6 +117,16 @@ impl InstanceState {
 
     pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
         self.stop.clone()
+    }
+
+    pub(crate) fn handover(&self) -> Option<Handover> {
+        self.handover.clone()
+    }
+
+    /// Makes this instance one that is replaced when lost: its subscribers are kept for
+    /// the next instance of the same subscription.
+    pub(crate) fn hand_over_to(&mut self, handover: Handover) {
+        self.handover = Some(handover);
     }
 }
 

@@ -28,7 +28,7 @@ use crate::app::{Handler, no_subscriber};
 use crate::bindings::{transport, types};
 use crate::error::Error;
 use crate::runtime::{Instance, Runtime};
-use crate::transport::FailedPublish;
+use crate::transport::{FailedPublish, Handover};
 
 /// Component metadata: the `spec.metadata` name/value pairs of a Dapr Component.
 pub type Metadata = Vec<(String, String)>;
@@ -467,6 +467,7 @@ impl PubSub {
             handler,
             request,
             stop,
+            handover: Handover::default(),
         };
         let (instance, id, consumer) = listener.start().await?;
         let summary = ConsumerSummary::from(consumer);
@@ -526,6 +527,8 @@ struct Listener {
     handler: Arc<dyn Handler>,
     request: types::SubscribeRequest,
     stop: watch::Receiver<bool>,
+    /// Keeps the NATS subscriber of an instance that trapped for the one replacing it.
+    handover: Handover,
 }
 
 impl Listener {
@@ -535,6 +538,10 @@ impl Listener {
             .runtime
             .initialised_with_stop(self.handler.clone(), &self.metadata, self.stop.clone())
             .await?;
+        instance
+            .store
+            .data_mut()
+            .hand_over_to(self.handover.clone());
         let (api, store) = instance.call();
         let id = api.call_subscribe(store, &self.request).await??;
         let (api, store) = instance.call();
@@ -546,9 +553,11 @@ impl Listener {
     /// signal makes the pending `next-batch` return, the messages already taken are
     /// delivered and answered, then the loop ends and the subscription is closed.
     ///
-    /// When the component traps (a bug, or a sandbox limit), its instance is dropped —
-    /// the messages it held unanswered are handed back to the server — and a fresh one
-    /// from the pre-instantiated component resumes on the same consumer.
+    /// When the component traps (a bug, or a sandbox limit), its instance is dropped and a
+    /// fresh one from the pre-instantiated component resumes on the same consumer. The
+    /// NATS subscriber stays open across the change (the handover): messages buffered for
+    /// the lost instance go to the new one, not back to the server, and so do the ones it
+    /// held, one at a time, unless it held a single one, the likely culprit.
     async fn pump(
         mut self,
         mut instance: Instance,
@@ -605,7 +614,11 @@ impl Listener {
             let backoff = Duration::from_millis(50u64 << attempt.min(7).saturating_sub(1));
             tokio::time::sleep(backoff).await;
             match self.start().await {
-                Ok((instance, id, _consumer)) => return Ok((instance, id)),
+                Ok((instance, id, _consumer)) => {
+                    // A subscriber the new instance did not take over has nobody left.
+                    self.handover.hand_back_unclaimed();
+                    return Ok((instance, id));
+                }
                 Err(err) if err.is_retriable() || matches!(err, Error::Trap(_)) => {
                     tracing::warn!(topic = %self.request.topic, error = %err, "re-creating the subscription failed; retrying");
                     attempt += 1;

@@ -225,6 +225,15 @@ impl transport::HostConnection for InstanceState {
         if let Err(refusal) = self.sandbox().check_deliver_subject(&deliver_subject) {
             return Ok(Err(refusal));
         }
+        let handover = self.handover();
+        // The subscriber a lost instance of this subscription left, still listening.
+        if let Some(parked) = handover
+            .as_ref()
+            .and_then(|handover| handover.claim(&deliver_subject, queue_group.as_deref()))
+        {
+            let handle = SubscriptionHandle::resume(parked, self.stop_signal(), handover);
+            return Ok(Ok(self.table.push(handle)?));
+        }
         let connection = self.table.get(&this)?;
         let client = connection.client().clone();
         let subscriber = match &queue_group {
@@ -243,7 +252,14 @@ impl transport::HostConnection for InstanceState {
                 ))));
             }
         };
-        let handle = SubscriptionHandle::new(client, subscriber, self.stop_signal());
+        let handle = SubscriptionHandle::new(
+            client,
+            deliver_subject,
+            queue_group,
+            subscriber,
+            self.stop_signal(),
+            handover,
+        );
         Ok(Ok(self.table.push(handle)?))
     }
 

@@ -1,6 +1,7 @@
 //! `transport.subscription`: messages pushed by a consumer, buffered until the component
 //! takes them, and the component's answers sent back to the server.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use wasmtime::component::Resource;
 
 use super::TransportError;
 use super::ack_subject;
+use super::handover::{self, Handover, Parked};
 use super::unanswered::{Pending, Unanswered};
 use crate::bindings::transport::{self, AckKind, Delivery};
 use crate::instance::InstanceState;
@@ -17,7 +19,14 @@ use crate::instance::InstanceState;
 /// Host state behind a `subscription` resource.
 pub struct SubscriptionHandle {
     client: async_nats::Client,
+    deliver_subject: String,
+    queue_group: Option<String>,
     state: Lifecycle,
+    /// Deliveries a lost instance held, handed out again one per batch before anything
+    /// the subscriber buffered (see [`handover`]).
+    replay: VecDeque<async_nats::Message>,
+    /// Where the subscriber goes if this handle's instance is lost, for the next one.
+    handover: Option<Handover>,
     /// Deliveries handed out and not answered yet, by token. The component answers by
     /// token, so it can only ever acknowledge what it was given.
     unanswered: SharedUnanswered,
@@ -39,49 +48,47 @@ struct HandlerSlots {
 /// Unanswered deliveries, shared with the keep-alive task.
 type SharedUnanswered = Arc<Mutex<Unanswered>>;
 
-/// How long a delivery that was in the component's hands when it failed stays away:
-/// one of them may be the message that made it fail, and the others should get through
-/// before it comes back.
-const SUSPECT_DELAY_NS: u64 = 1_000_000_000;
-
 impl Drop for SubscriptionHandle {
     /// Nothing is lost when a subscription goes away without answering (its instance
-    /// trapped, or it dropped the subscription): deliveries the component took and never
-    /// answered are handed back with a delayed `-NAK` (one of them may be a poison
-    /// message), and messages buffered but never taken with a plain `-NAK`, so the server
-    /// redelivers them now rather than after the ack wait.
+    /// trapped, or it dropped the subscription). A subscription that was still listening
+    /// parks its subscriber for the instance that replaces this one, with the deliveries
+    /// it held to replay ([`handover`]); otherwise, or with a single delivery in hand (the
+    /// likely culprit), they go back to the server with a delayed `-NAK`, and messages
+    /// buffered but never taken with a plain one.
     fn drop(&mut self) {
         if let Some(task) = self.keep_alive.take() {
             task.abort();
         }
         // Deliveries whose handlers still run on their own tasks are answered by them.
-        let suspects: Vec<_> = lock(&self.unanswered)
+        let mut suspects: Vec<_> = lock(&self.unanswered)
             .drain_idle()
             .into_iter()
-            .map(|pending| pending.reply)
+            .map(|pending| pending.message)
             .collect();
-        let untouched = match &mut self.state {
-            Lifecycle::Active(subscriber) => drain_buffered(subscriber),
-            Lifecycle::Closed => Vec::new(),
-        };
-        if suspects.is_empty() && untouched.is_empty() {
-            return;
-        }
-        let client = self.client.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let delayed = ack_body(&AckKind::Nak(Some(SUSPECT_DELAY_NS)));
-                for reply in suspects {
-                    let _ = client.publish(reply, delayed.clone()).await;
+        let state = std::mem::replace(&mut self.state, Lifecycle::Closed);
+        let mut untouched = Vec::new();
+        if let Lifecycle::Active(mut subscriber) = state {
+            match self.handover.take() {
+                Some(handover) => {
+                    let mut replay = std::mem::take(&mut self.replay);
+                    if suspects.len() > 1 {
+                        // Ahead of the ones not handed out yet, in the order received.
+                        replay = suspects.drain(..).chain(replay).collect();
+                    }
+                    handover.park(Parked {
+                        client: self.client.clone(),
+                        deliver_subject: std::mem::take(&mut self.deliver_subject),
+                        queue_group: self.queue_group.take(),
+                        subscriber,
+                        replay,
+                    });
                 }
-                for reply in untouched {
-                    let _ = client
-                        .publish(reply, bytes::Bytes::from_static(b"-NAK"))
-                        .await;
-                }
-                let _ = client.flush().await;
-            });
+                None => untouched = handover::drain_buffered(&mut subscriber),
+            }
         }
+        suspects.extend(self.replay.drain(..));
+        let suspects = suspects.into_iter().filter_map(|message| message.reply);
+        handover::hand_back(&self.client, suspects.collect(), untouched);
     }
 }
 
@@ -102,19 +109,53 @@ enum Lifecycle {
 }
 
 impl SubscriptionHandle {
+    /// A handle on `subscriber`, listening on `deliver_subject` (in `queue_group`).
+    /// `handover` is where it goes if the instance is lost, when it may be replaced.
     pub(crate) fn new(
         client: async_nats::Client,
+        deliver_subject: String,
+        queue_group: Option<String>,
         subscriber: async_nats::Subscriber,
         stop: watch::Receiver<bool>,
+        handover: Option<Handover>,
     ) -> Self {
         Self {
             client,
+            deliver_subject,
+            queue_group,
             state: Lifecycle::Active(subscriber),
+            replay: VecDeque::new(),
+            handover,
             unanswered: Arc::new(Mutex::new(Unanswered::starting_at(1))),
             stop,
             keep_alive: None,
             handler_slots: None,
         }
+    }
+
+    /// Takes over what a lost instance parked: its subscriber, and what to replay first.
+    pub(crate) fn resume(
+        parked: Parked,
+        stop: watch::Receiver<bool>,
+        handover: Option<Handover>,
+    ) -> Self {
+        let Parked {
+            client,
+            deliver_subject,
+            queue_group,
+            subscriber,
+            replay,
+        } = parked;
+        let mut handle = Self::new(
+            client,
+            deliver_subject,
+            queue_group,
+            subscriber,
+            stop,
+            handover,
+        );
+        handle.replay = replay;
+        handle
     }
 
     /// The slots parallel handlers take, `size` of them (fixed by the first call).
@@ -158,15 +199,17 @@ impl SubscriptionHandle {
         let reply = message.reply.clone()?;
         let delivered = ack_subject::delivered(&reply)?;
         *payload_bytes += message.payload.len();
+        let subject = message.subject.to_string();
+        let headers = super::convert::headers_to_wit(message.headers.as_ref());
         let token = lock(&self.unanswered).push(Pending {
             reply,
-            payload: message.payload,
+            message,
             handling: false,
         });
         Some(Delivery {
             token,
-            subject: message.subject.to_string(),
-            headers: super::convert::headers_to_wit(message.headers.as_ref()),
+            subject,
+            headers,
             delivered,
         })
     }
@@ -180,7 +223,11 @@ impl SubscriptionHandle {
         let unanswered = lock(&self.unanswered);
         tokens
             .into_iter()
-            .map(|token| unanswered.get(token).map(|pending| pending.payload.clone()))
+            .map(|token| {
+                unanswered
+                    .get(token)
+                    .map(|pending| pending.message.payload.clone())
+            })
             .collect()
     }
 
@@ -235,22 +282,8 @@ impl Answerer {
     }
 }
 
-/// Takes the messages already buffered for a subscriber that is going away, so they can
-/// be handed back (`-NAK`) instead of waiting out the ack wait on the server.
-fn drain_buffered(subscriber: &mut async_nats::Subscriber) -> Vec<async_nats::Subject> {
-    let mut replies = Vec::new();
-    while let Some(Some(message)) = subscriber.next().now_or_never() {
-        if message.status.is_none()
-            && let Some(reply) = message.reply
-        {
-            replies.push(reply);
-        }
-    }
-    replies
-}
-
 /// The wire body of an answer (JetStream's ack protocol).
-fn ack_body(kind: &AckKind) -> bytes::Bytes {
+pub(super) fn ack_body(kind: &AckKind) -> bytes::Bytes {
     match kind {
         AckKind::Ack => bytes::Bytes::from_static(b"+ACK"),
         AckKind::Nak(None) => bytes::Bytes::from_static(b"-NAK"),
@@ -277,6 +310,13 @@ impl transport::HostSubscription for InstanceState {
         let wait = Duration::from_millis(u64::from(wait_ms));
         let subscription = self.table.get_mut(&this)?;
         let mut batch = Vec::new();
+        // What a lost instance held goes first, alone: should it fail again, it fails by
+        // itself and is known for the culprit.
+        if let Some(message) = subscription.replay.pop_front()
+            && let Some(delivery) = subscription.accept(message, &mut bytes).await
+        {
+            return Ok(Ok(vec![delivery]));
+        }
         let deadline = tokio::time::Instant::now() + wait;
         while batch.is_empty() {
             if *subscription.stop.borrow() {
@@ -374,12 +414,20 @@ impl transport::HostSubscription for InstanceState {
             std::mem::replace(&mut subscription.state, Lifecycle::Closed)
         {
             let _ = subscriber.unsubscribe().await;
-            // Messages that arrived but were never taken go back at once, for another
-            // subscriber of the consumer, instead of waiting out the ack wait.
-            for reply in drain_buffered(&mut subscriber) {
+            // Messages that arrived but were never taken (or are waiting to be replayed)
+            // go back at once, for another subscriber of the consumer, instead of waiting
+            // out the ack wait.
+            let replay = subscription
+                .replay
+                .drain(..)
+                .filter_map(|message| message.reply);
+            let untouched: Vec<_> = replay
+                .chain(handover::drain_buffered(&mut subscriber))
+                .collect();
+            for reply in untouched {
                 let _ = subscription
                     .client
-                    .publish(reply, bytes::Bytes::from_static(b"-NAK"))
+                    .publish(reply, ack_body(&AckKind::Nak(None)))
                     .await;
             }
         }

@@ -1,5 +1,6 @@
 //! The deliveries a subscription handed to the component and that are not answered yet,
-//! by token: where each answer goes, and the payload the host keeps for the application.
+//! by token: where each answer goes, and the message the host keeps (its payload is for
+//! the application).
 
 use std::collections::VecDeque;
 
@@ -8,9 +9,10 @@ use std::collections::VecDeque;
 pub(crate) struct Pending {
     /// Its reply (ack) subject.
     pub(crate) reply: async_nats::Subject,
-    /// Its payload: it never crosses into the component, the host adds it to the message
-    /// the application gets.
-    pub(crate) payload: bytes::Bytes,
+    /// The message as it arrived. Its payload never crosses into the component: the host
+    /// adds it to the message the application gets. Whole, it can be handed to another
+    /// instance if this one is lost.
+    pub(crate) message: async_nats::Message,
     /// A handler is running for it on its own task, and will answer it.
     pub(crate) handling: bool,
 }
@@ -102,7 +104,15 @@ mod tests {
     fn pending(reply: &str) -> Pending {
         Pending {
             reply: reply.into(),
-            payload: bytes::Bytes::from(reply.to_string()),
+            message: async_nats::Message {
+                subject: "topic".into(),
+                reply: Some(reply.into()),
+                payload: bytes::Bytes::from(reply.to_string()),
+                headers: None,
+                status: None,
+                description: None,
+                length: reply.len(),
+            },
             handling: false,
         }
     }
@@ -117,7 +127,7 @@ mod tests {
         assert_eq!(tokens, vec![1, 2, 3]);
         assert_eq!(unanswered.remove(2).unwrap().reply.as_str(), "b");
         assert!(unanswered.remove(2).is_none(), "answered once only");
-        assert_eq!(unanswered.get(3).unwrap().payload.as_ref(), b"c");
+        assert_eq!(unanswered.get(3).unwrap().message.payload.as_ref(), b"c");
         assert_eq!(unanswered.remove(1).unwrap().reply.as_str(), "a");
         // The queue advanced past both answered tokens; token numbering goes on.
         assert_eq!(unanswered.push(pending("d")), 4);

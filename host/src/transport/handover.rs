@@ -1,0 +1,141 @@
+//! A subscription's NATS subscriber kept open while its instance is replaced after a trap.
+//!
+//! Unsubscribing when the instance is lost would hand the messages buffered for it back to
+//! the server with `-NAK`, and the server counts that as a delivery: with `maxDeliver 1`
+//! they would be gone without the application ever seeing them, and otherwise they come
+//! back one attempt poorer. Parked instead, the subscriber keeps its place (and its
+//! buffer) until the replacement instance subscribes to the same deliver subject and
+//! takes it over.
+//!
+//! The deliveries the lost instance held unanswered are suspects: one of them may have
+//! made it trap. A lone one is the culprit and goes back to the server (a delayed `-NAK`,
+//! so `maxDeliver` ends a poison message). Several are parked too, to be handed out again
+//! one per batch, so a poison message fails alone next time and the innocent ones are
+//! not charged a delivery.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use futures::{FutureExt as _, StreamExt as _};
+
+use super::subscription::ack_body;
+use crate::bindings::transport::AckKind;
+
+/// How long a delivery that was in the component's hands when it failed stays away, so
+/// the others get through before it comes back.
+pub(crate) const SUSPECT_DELAY_NS: u64 = 1_000_000_000;
+
+/// Where a subscription's lost instances leave their subscribers for the next one. Shared
+/// by every instance of one subscription; what nobody takes over is handed back to the
+/// server when the last holder lets go, or at [`Handover::hand_back_unclaimed`].
+#[derive(Clone, Default)]
+pub(crate) struct Handover(Arc<Shelf>);
+
+#[derive(Default)]
+struct Shelf(Mutex<Vec<Parked>>);
+
+/// A subscriber whose instance was lost, with what must be delivered again first.
+pub(crate) struct Parked {
+    pub(crate) client: async_nats::Client,
+    pub(crate) deliver_subject: String,
+    pub(crate) queue_group: Option<String>,
+    pub(crate) subscriber: async_nats::Subscriber,
+    /// Deliveries the lost instance held, to be handed out again one per batch.
+    pub(crate) replay: VecDeque<async_nats::Message>,
+}
+
+impl Handover {
+    /// Keeps `parked` for the next instance.
+    pub(crate) fn park(&self, parked: Parked) {
+        self.0.lock().push(parked);
+    }
+
+    /// The subscriber parked for `deliver_subject` in `queue_group`, if there is one.
+    pub(crate) fn claim(&self, deliver_subject: &str, queue_group: Option<&str>) -> Option<Parked> {
+        let mut shelf = self.0.lock();
+        let index = shelf.iter().position(|parked| {
+            parked.deliver_subject == deliver_subject
+                && parked.queue_group.as_deref() == queue_group
+        })?;
+        Some(shelf.swap_remove(index))
+    }
+
+    /// Hands back to the server whatever the replacement instance did not take over (it
+    /// subscribed differently): nobody else will.
+    pub(crate) fn hand_back_unclaimed(&self) {
+        for parked in std::mem::take(&mut *self.0.lock()) {
+            parked.hand_back();
+        }
+    }
+}
+
+impl Shelf {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Parked>> {
+        // Entries are only pushed and removed whole: the list stays consistent.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for Shelf {
+    fn drop(&mut self) {
+        for parked in std::mem::take(&mut *self.lock()) {
+            parked.hand_back();
+        }
+    }
+}
+
+impl Parked {
+    /// Unsubscribes and returns every message to the server: the ones to replay as
+    /// suspects (delayed), the buffered ones at once.
+    fn hand_back(mut self) {
+        let suspects = self.replay.drain(..).filter_map(|message| message.reply);
+        let suspects: Vec<_> = suspects.collect();
+        let untouched = drain_buffered(&mut self.subscriber);
+        hand_back(&self.client, suspects, untouched);
+        // Dropping the subscriber unsubscribes.
+    }
+}
+
+/// Takes the messages already buffered for a subscriber that is going away, so they can
+/// be handed back (`-NAK`) instead of waiting out the ack wait on the server.
+pub(crate) fn drain_buffered(subscriber: &mut async_nats::Subscriber) -> Vec<async_nats::Subject> {
+    let mut replies = Vec::new();
+    while let Some(Some(message)) = subscriber.next().now_or_never() {
+        if message.status.is_none()
+            && let Some(reply) = message.reply
+        {
+            replies.push(reply);
+        }
+    }
+    replies
+}
+
+/// Returns messages to the server without waiting: `suspects` with a delayed `-NAK` (one
+/// of them may be a poison message), `untouched` with a plain one, so the server
+/// redelivers them now rather than after the ack wait. Outside a Tokio runtime there is
+/// no way to send, and the ack wait brings them back.
+pub(crate) fn hand_back(
+    client: &async_nats::Client,
+    suspects: Vec<async_nats::Subject>,
+    untouched: Vec<async_nats::Subject>,
+) {
+    if suspects.is_empty() && untouched.is_empty() {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let client = client.clone();
+    runtime.spawn(async move {
+        let delayed = ack_body(&AckKind::Nak(Some(SUSPECT_DELAY_NS)));
+        for reply in suspects {
+            let _ = client.publish(reply, delayed.clone()).await;
+        }
+        for reply in untouched {
+            let _ = client.publish(reply, ack_body(&AckKind::Nak(None))).await;
+        }
+        let _ = client.flush().await;
+    });
+}
