@@ -78,8 +78,8 @@ struct Ready {
 
 /// The messages the component mapped, with the topic and the payloads the host kept, and
 /// what answers them. A token that is not an unanswered delivery of `subscription` is a
-/// component bug: it traps, and the host's trap recovery hands the subscription's
-/// deliveries back to the server.
+/// component bug: it traps, and the host's trap recovery gives the subscription's
+/// deliveries to the instance that replaces it.
 fn ready(
     subscription: &SubscriptionHandle,
     topic: &str,
@@ -166,7 +166,7 @@ impl app::Host for InstanceState {
         } in messages
         {
             // Acquiring waits for a free slot. The slots are never closed; if they were,
-            // trapping hands every unanswered delivery back rather than leaving it behind.
+            // trapping passes every unanswered delivery on rather than leaving it behind.
             let slot =
                 slots.clone().acquire_owned().await.map_err(|_| {
                     wasmtime::Error::msg("the handler slots of a subscription closed")

@@ -620,6 +620,9 @@ impl Listener {
                     return Ok((instance, id));
                 }
                 Err(err) if err.is_retriable() || matches!(err, Error::Trap(_)) => {
+                    // Messages must not sit in a subscriber nobody reads while the retries
+                    // go on: the server gets them back for other subscribers, or later.
+                    self.handover.hand_back_unclaimed();
                     tracing::warn!(topic = %self.request.topic, error = %err, "re-creating the subscription failed; retrying");
                     attempt += 1;
                 }

@@ -44,6 +44,34 @@ pub(crate) struct Parked {
     pub(crate) replay: VecDeque<async_nats::Message>,
 }
 
+/// What becomes of the messages a lost instance held.
+pub(crate) struct Triage {
+    /// Back to the server, delayed: the culprit.
+    pub(crate) culprit: Option<async_nats::Message>,
+    /// To hand out again, one per batch, in the order they were received.
+    pub(crate) replay: VecDeque<async_nats::Message>,
+}
+
+/// Sorts the deliveries a lost instance `held` (in the order handed out) and the ones
+/// still `waiting` to be replayed to it. A lone delivery in hand is the culprit: it was
+/// alone because it was being replayed, or because it came by itself. Several are each as
+/// likely, and all are replayed; the culprit will then fail alone.
+pub(crate) fn triage(
+    mut held: Vec<async_nats::Message>,
+    waiting: VecDeque<async_nats::Message>,
+) -> Triage {
+    if held.len() == 1 {
+        return Triage {
+            culprit: held.pop(),
+            replay: waiting,
+        };
+    }
+    Triage {
+        culprit: None,
+        replay: held.into_iter().chain(waiting).collect(),
+    }
+}
+
 impl Handover {
     /// Keeps `parked` for the next instance.
     pub(crate) fn park(&self, parked: Parked) {
@@ -138,4 +166,37 @@ pub(crate) fn hand_back(
         }
         let _ = client.flush().await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::unanswered::tests::message;
+
+    fn replies(messages: &VecDeque<async_nats::Message>) -> Vec<String> {
+        let replies = messages.iter().filter_map(|m| m.reply.as_ref());
+        replies.map(|reply| reply.to_string()).collect()
+    }
+
+    #[test]
+    fn a_lone_message_in_hand_is_the_culprit() {
+        let triage = triage(vec![message("poison")], [message("next")].into());
+        assert_eq!(triage.culprit.unwrap().reply.unwrap().as_str(), "poison");
+        assert_eq!(replies(&triage.replay), vec!["next"]);
+    }
+
+    #[test]
+    fn several_in_hand_are_all_replayed_ahead_of_the_waiting_ones() {
+        let held = vec![message("a"), message("b")];
+        let triage = triage(held, [message("c")].into());
+        assert!(triage.culprit.is_none());
+        assert_eq!(replies(&triage.replay), vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn nothing_in_hand_blames_nobody() {
+        let triage = triage(Vec::new(), [message("c")].into());
+        assert!(triage.culprit.is_none());
+        assert_eq!(replies(&triage.replay), vec!["c"]);
+    }
 }

@@ -1,7 +1,6 @@
 //! `transport.subscription`: messages pushed by a consumer, buffered until the component
 //! takes them, and the component's answers sent back to the server.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use wasmtime::component::Resource;
 
 use super::TransportError;
 use super::ack_subject;
-use super::handover::{self, Handover, Parked};
+use super::handover::{self, Handover, Parked, Triage};
 use super::unanswered::{Pending, Unanswered};
 use crate::bindings::transport::{self, AckKind, Delivery};
 use crate::instance::InstanceState;
@@ -22,9 +21,6 @@ pub struct SubscriptionHandle {
     deliver_subject: String,
     queue_group: Option<String>,
     state: Lifecycle,
-    /// Deliveries a lost instance held, handed out again one per batch before anything
-    /// the subscriber buffered (see [`handover`]).
-    replay: VecDeque<async_nats::Message>,
     /// Where the subscriber goes if this handle's instance is lost, for the next one.
     handover: Option<Handover>,
     /// Deliveries handed out and not answered yet, by token. The component answers by
@@ -50,31 +46,26 @@ type SharedUnanswered = Arc<Mutex<Unanswered>>;
 
 impl Drop for SubscriptionHandle {
     /// Nothing is lost when a subscription goes away without answering (its instance
-    /// trapped, or it dropped the subscription). A subscription that was still listening
-    /// parks its subscriber for the instance that replaces this one, with the deliveries
-    /// it held to replay ([`handover`]); otherwise, or with a single delivery in hand (the
-    /// likely culprit), they go back to the server with a delayed `-NAK`, and messages
-    /// buffered but never taken with a plain one.
+    /// trapped, or it dropped the subscription). A subscription still listening when its
+    /// instance is lost parks its subscriber for the instance that replaces this one, with
+    /// the deliveries to replay ([`handover`]); only a lone delivery in hand (the likely
+    /// culprit) goes back to the server, with a delayed `-NAK`. Without a replacement,
+    /// deliveries held go back delayed and messages buffered but never taken at once.
     fn drop(&mut self) {
         if let Some(task) = self.keep_alive.take() {
             task.abort();
         }
         // Deliveries whose handlers still run on their own tasks are answered by them.
-        let mut suspects: Vec<_> = lock(&self.unanswered)
-            .drain_idle()
-            .into_iter()
-            .map(|pending| pending.message)
-            .collect();
+        let (held, waiting) = {
+            let mut unanswered = lock(&self.unanswered);
+            let held = unanswered.drain_idle().into_iter().map(|p| p.message);
+            (held.collect::<Vec<_>>(), unanswered.take_replay())
+        };
         let state = std::mem::replace(&mut self.state, Lifecycle::Closed);
-        let mut untouched = Vec::new();
-        if let Lifecycle::Active(mut subscriber) = state {
-            match self.handover.take() {
-                Some(handover) => {
-                    let mut replay = std::mem::take(&mut self.replay);
-                    if suspects.len() > 1 {
-                        // Ahead of the ones not handed out yet, in the order received.
-                        replay = suspects.drain(..).chain(replay).collect();
-                    }
+        let (suspects, untouched): (Vec<async_nats::Message>, _) =
+            match (state, self.handover.take()) {
+                (Lifecycle::Active(subscriber), Some(handover)) => {
+                    let Triage { culprit, replay } = handover::triage(held, waiting);
                     handover.park(Parked {
                         client: self.client.clone(),
                         deliver_subject: std::mem::take(&mut self.deliver_subject),
@@ -82,11 +73,14 @@ impl Drop for SubscriptionHandle {
                         subscriber,
                         replay,
                     });
+                    (culprit.into_iter().collect(), Vec::new())
                 }
-                None => untouched = handover::drain_buffered(&mut subscriber),
-            }
-        }
-        suspects.extend(self.replay.drain(..));
+                (Lifecycle::Active(mut subscriber), None) => {
+                    let untouched = handover::drain_buffered(&mut subscriber);
+                    (held.into_iter().chain(waiting).collect(), untouched)
+                }
+                (Lifecycle::Closed, _) => (held.into_iter().chain(waiting).collect(), Vec::new()),
+            };
         let suspects = suspects.into_iter().filter_map(|message| message.reply);
         handover::hand_back(&self.client, suspects.collect(), untouched);
     }
@@ -124,7 +118,6 @@ impl SubscriptionHandle {
             deliver_subject,
             queue_group,
             state: Lifecycle::Active(subscriber),
-            replay: VecDeque::new(),
             handover,
             unanswered: Arc::new(Mutex::new(Unanswered::starting_at(1))),
             stop,
@@ -146,7 +139,7 @@ impl SubscriptionHandle {
             subscriber,
             replay,
         } = parked;
-        let mut handle = Self::new(
+        let handle = Self::new(
             client,
             deliver_subject,
             queue_group,
@@ -154,7 +147,7 @@ impl SubscriptionHandle {
             stop,
             handover,
         );
-        handle.replay = replay;
+        lock(&handle.unanswered).replay(replay);
         handle
     }
 
@@ -198,7 +191,8 @@ impl SubscriptionHandle {
         }
         let reply = message.reply.clone()?;
         let delivered = ack_subject::delivered(&reply)?;
-        *payload_bytes += message.payload.len();
+        // The whole message stays here (headers too) until it is answered.
+        *payload_bytes += message.length.max(message.payload.len());
         let subject = message.subject.to_string();
         let headers = super::convert::headers_to_wit(message.headers.as_ref());
         let token = lock(&self.unanswered).push(Pending {
@@ -229,6 +223,21 @@ impl SubscriptionHandle {
                     .map(|pending| pending.message.payload.clone())
             })
             .collect()
+    }
+
+    /// Unsubscribes, and returns the reply subjects of the messages never taken (buffered,
+    /// or waiting to be replayed): they go back at once with `-NAK`, for another
+    /// subscriber of the consumer, instead of waiting out the ack wait.
+    async fn stop_listening(&mut self) -> Vec<async_nats::Subject> {
+        let waiting = lock(&self.unanswered).take_replay();
+        let mut untaken: Vec<_> = waiting.into_iter().filter_map(|m| m.reply).collect();
+        if let Lifecycle::Active(mut subscriber) =
+            std::mem::replace(&mut self.state, Lifecycle::Closed)
+        {
+            let _ = subscriber.unsubscribe().await;
+            untaken.extend(handover::drain_buffered(&mut subscriber));
+        }
+        untaken
     }
 
     /// What answers this subscription's deliveries, apart from the resource (so handlers
@@ -312,7 +321,10 @@ impl transport::HostSubscription for InstanceState {
         let mut batch = Vec::new();
         // What a lost instance held goes first, alone: should it fail again, it fails by
         // itself and is known for the culprit.
-        if let Some(message) = subscription.replay.pop_front()
+        let replay = (!*subscription.stop.borrow())
+            .then(|| lock(&subscription.unanswered).next_replay())
+            .flatten();
+        if let Some(message) = replay
             && let Some(delivery) = subscription.accept(message, &mut bytes).await
         {
             return Ok(Ok(vec![delivery]));
@@ -410,26 +422,11 @@ impl transport::HostSubscription for InstanceState {
     ) -> wasmtime::Result<Result<(), TransportError>> {
         let _host = self.host_time();
         let subscription = self.table.get_mut(&this)?;
-        if let Lifecycle::Active(mut subscriber) =
-            std::mem::replace(&mut subscription.state, Lifecycle::Closed)
-        {
-            let _ = subscriber.unsubscribe().await;
-            // Messages that arrived but were never taken (or are waiting to be replayed)
-            // go back at once, for another subscriber of the consumer, instead of waiting
-            // out the ack wait.
-            let replay = subscription
-                .replay
-                .drain(..)
-                .filter_map(|message| message.reply);
-            let untouched: Vec<_> = replay
-                .chain(handover::drain_buffered(&mut subscriber))
-                .collect();
-            for reply in untouched {
-                let _ = subscription
-                    .client
-                    .publish(reply, ack_body(&AckKind::Nak(None)))
-                    .await;
-            }
+        for reply in subscription.stop_listening().await {
+            let _ = subscription
+                .client
+                .publish(reply, ack_body(&AckKind::Nak(None)))
+                .await;
         }
         // Handlers still running answer their messages before the consumer is left alone,
         // and answers already queued must reach the server.
@@ -440,11 +437,8 @@ impl transport::HostSubscription for InstanceState {
 
     async fn drop(&mut self, this: Resource<SubscriptionHandle>) -> wasmtime::Result<()> {
         let mut subscription = self.table.delete(this)?;
-        if let Lifecycle::Active(mut subscriber) =
-            std::mem::replace(&mut subscription.state, Lifecycle::Closed)
-        {
-            let _ = subscriber.unsubscribe().await;
-        }
+        let untaken = subscription.stop_listening().await;
+        handover::hand_back(&subscription.client, Vec::new(), untaken);
         Ok(())
     }
 }

@@ -20,11 +20,16 @@ pub(crate) struct Pending {
 /// Tokens are handed out in sequence and mostly answered in the order given, so the
 /// deliveries live in a queue indexed by `token - first`: a lookup is an index, not a hash,
 /// on the per-message path.
+///
+/// Messages a lost instance held wait here too, before they are handed out again: the
+/// server awaits an answer for them as well, and the keep-alive covers them.
 pub(crate) struct Unanswered {
     /// The token of `entries[0]`.
     first: u64,
     /// `None` where a delivery was answered while an older one was not.
     entries: VecDeque<Option<Pending>>,
+    /// To be handed out again, one per batch, before anything new.
+    replay: VecDeque<async_nats::Message>,
 }
 
 impl Unanswered {
@@ -33,7 +38,23 @@ impl Unanswered {
         Self {
             first,
             entries: VecDeque::new(),
+            replay: VecDeque::new(),
         }
+    }
+
+    /// Queues `messages` to be handed out again before anything new.
+    pub(crate) fn replay(&mut self, messages: VecDeque<async_nats::Message>) {
+        self.replay.extend(messages);
+    }
+
+    /// The next message to hand out again, if any.
+    pub(crate) fn next_replay(&mut self) -> Option<async_nats::Message> {
+        self.replay.pop_front()
+    }
+
+    /// Takes every message still waiting to be handed out again.
+    pub(crate) fn take_replay(&mut self) -> VecDeque<async_nats::Message> {
+        std::mem::take(&mut self.replay)
     }
 
     /// Records a delivery under the next token, and returns that token.
@@ -64,13 +85,15 @@ impl Unanswered {
         Some(pending)
     }
 
-    /// The reply subjects of every unanswered delivery.
+    /// The reply subjects of every unanswered delivery, and of the messages waiting to be
+    /// handed out again.
     pub(crate) fn replies(&self) -> Vec<async_nats::Subject> {
-        self.entries
+        let handed_out = self.entries.iter().flatten().map(|p| p.reply.clone());
+        let waiting = self
+            .replay
             .iter()
-            .flatten()
-            .map(|pending| pending.reply.clone())
-            .collect()
+            .filter_map(|message| message.reply.clone());
+        handed_out.chain(waiting).collect()
     }
 
     /// Marks the delivery `token` as being handled on a task of its own.
@@ -98,23 +121,45 @@ impl Unanswered {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    pub(crate) fn message(reply: &str) -> async_nats::Message {
+        async_nats::Message {
+            subject: "topic".into(),
+            reply: Some(reply.into()),
+            payload: bytes::Bytes::from(reply.to_string()),
+            headers: None,
+            status: None,
+            description: None,
+            length: reply.len(),
+        }
+    }
 
     fn pending(reply: &str) -> Pending {
         Pending {
             reply: reply.into(),
-            message: async_nats::Message {
-                subject: "topic".into(),
-                reply: Some(reply.into()),
-                payload: bytes::Bytes::from(reply.to_string()),
-                headers: None,
-                status: None,
-                description: None,
-                length: reply.len(),
-            },
+            message: message(reply),
             handling: false,
         }
+    }
+
+    fn replies(unanswered: &Unanswered) -> Vec<String> {
+        unanswered.replies().iter().map(|r| r.to_string()).collect()
+    }
+
+    #[test]
+    fn messages_waiting_for_replay_are_kept_alive_and_come_out_in_order() {
+        let mut unanswered = Unanswered::starting_at(1);
+        unanswered.push(pending("a"));
+        unanswered.replay(["b", "c"].into_iter().map(message).collect());
+        assert_eq!(replies(&unanswered), vec!["a", "b", "c"]);
+        let next = unanswered.next_replay().unwrap();
+        assert_eq!(next.reply.unwrap().as_str(), "b");
+        assert_eq!(replies(&unanswered), vec!["a", "c"]);
+        assert_eq!(unanswered.take_replay().len(), 1);
+        assert!(unanswered.next_replay().is_none());
+        assert_eq!(replies(&unanswered), vec!["a"]);
     }
 
     #[test]
@@ -132,8 +177,7 @@ mod tests {
         // The queue advanced past both answered tokens; token numbering goes on.
         assert_eq!(unanswered.push(pending("d")), 4);
         assert!(unanswered.get(0).is_none() && unanswered.get(99).is_none());
-        let replies: Vec<String> = unanswered.replies().iter().map(|r| r.to_string()).collect();
-        assert_eq!(replies, vec!["c", "d"]);
+        assert_eq!(replies(&unanswered), vec!["c", "d"]);
         unanswered.set_handling(4);
         let idle: Vec<String> = unanswered
             .drain_idle()
