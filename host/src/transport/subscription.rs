@@ -58,7 +58,10 @@ impl Drop for SubscriptionHandle {
         // Deliveries whose handlers still run on their own tasks are answered by them.
         let (held, waiting) = {
             let mut unanswered = lock(&self.unanswered);
-            let held = unanswered.drain_idle().into_iter().map(|p| p.message);
+            let held = unanswered
+                .drain_idle()
+                .into_iter()
+                .map(Pending::into_message);
             (held.collect::<Vec<_>>(), unanswered.take_replay())
         };
         let state = std::mem::replace(&mut self.state, Lifecycle::Closed);
@@ -191,15 +194,11 @@ impl SubscriptionHandle {
         }
         let reply = message.reply.clone()?;
         let delivered = ack_subject::delivered(&reply)?;
-        // The whole message stays here (headers too) until it is answered.
+        // Payload and headers stay here until the delivery is answered.
         *payload_bytes += message.length.max(message.payload.len());
         let subject = message.subject.to_string();
         let headers = super::convert::headers_to_wit(message.headers.as_ref());
-        let token = lock(&self.unanswered).push(Pending {
-            reply,
-            message,
-            handling: false,
-        });
+        let token = lock(&self.unanswered).push(Pending::new(reply, message));
         Some(Delivery {
             token,
             subject,
@@ -217,11 +216,7 @@ impl SubscriptionHandle {
         let unanswered = lock(&self.unanswered);
         tokens
             .into_iter()
-            .map(|token| {
-                unanswered
-                    .get(token)
-                    .map(|pending| pending.message.payload.clone())
-            })
+            .map(|token| unanswered.get(token).map(|pending| pending.payload.clone()))
             .collect()
     }
 

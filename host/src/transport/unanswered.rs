@@ -9,12 +9,43 @@ use std::collections::VecDeque;
 pub(crate) struct Pending {
     /// Its reply (ack) subject.
     pub(crate) reply: async_nats::Subject,
-    /// The message as it arrived. Its payload never crosses into the component: the host
-    /// adds it to the message the application gets. Whole, it can be handed to another
-    /// instance if this one is lost.
-    pub(crate) message: async_nats::Message,
+    /// Its payload: it never crosses into the component, the host adds it to the message
+    /// the application gets.
+    pub(crate) payload: bytes::Bytes,
+    /// Its subject and headers, so it can be handed to another instance if this one is
+    /// lost. Only what that needs is kept (not the whole `async_nats::Message`, which
+    /// would make every entry half as big again on the per-message path).
+    subject: async_nats::Subject,
+    headers: Option<async_nats::HeaderMap>,
     /// A handler is running for it on its own task, and will answer it.
     pub(crate) handling: bool,
+}
+
+impl Pending {
+    /// A delivery of `message`, answered on `reply`.
+    pub(crate) fn new(reply: async_nats::Subject, message: async_nats::Message) -> Self {
+        Self {
+            reply,
+            payload: message.payload,
+            subject: message.subject,
+            headers: message.headers,
+            handling: false,
+        }
+    }
+
+    /// The message again, as it arrived, to hand to another instance.
+    pub(crate) fn into_message(self) -> async_nats::Message {
+        let length = self.payload.len();
+        async_nats::Message {
+            subject: self.subject,
+            reply: Some(self.reply),
+            payload: self.payload,
+            headers: self.headers,
+            status: None,
+            description: None,
+            length,
+        }
+    }
 }
 
 /// Tokens are handed out in sequence and mostly answered in the order given, so the
@@ -137,11 +168,7 @@ pub(crate) mod tests {
     }
 
     fn pending(reply: &str) -> Pending {
-        Pending {
-            reply: reply.into(),
-            message: message(reply),
-            handling: false,
-        }
+        Pending::new(reply.into(), message(reply))
     }
 
     fn replies(unanswered: &Unanswered) -> Vec<String> {
@@ -172,7 +199,7 @@ pub(crate) mod tests {
         assert_eq!(tokens, vec![1, 2, 3]);
         assert_eq!(unanswered.remove(2).unwrap().reply.as_str(), "b");
         assert!(unanswered.remove(2).is_none(), "answered once only");
-        assert_eq!(unanswered.get(3).unwrap().message.payload.as_ref(), b"c");
+        assert_eq!(unanswered.get(3).unwrap().payload.as_ref(), b"c");
         assert_eq!(unanswered.remove(1).unwrap().reply.as_str(), "a");
         // The queue advanced past both answered tokens; token numbering goes on.
         assert_eq!(unanswered.push(pending("d")), 4);
