@@ -260,7 +260,7 @@ async fn answered_as_each_handler_finishes(concurrency: &str) {
         move |message: Message| {
             let (release, handled) = (release.clone(), handled.clone());
             Box::pin(async move {
-                if message.data == b"slow" {
+                if message.data == b"slow"[..] {
                     release.notified().await;
                 }
                 handled.fetch_add(1, Ordering::SeqCst);
@@ -323,7 +323,7 @@ async fn parallel_mode_runs_handlers_concurrently_bounded_by_max_ack_pending() {
     let recorder = Recorder::new();
     // p-7 fails the first time: it must come back, the others must not.
     let record = recorder.handler(|m, nth| {
-        if m.data == b"p-7" && nth == 1 {
+        if m.data == b"p-7"[..] && nth == 1 {
             AppStatus::Retry
         } else {
             AppStatus::Success
@@ -379,7 +379,7 @@ async fn parallel_mode_keeps_free_slots_busy_while_a_handler_is_slow() {
     let handler = {
         let release = release.clone();
         move |message: Message| {
-            let slow = message.data == b"slow";
+            let slow = message.data == b"slow"[..];
             let status = record(message);
             let release = release.clone();
             Box::pin(async move {
@@ -890,7 +890,7 @@ async fn a_consumer_deleted_under_the_subscription_is_recreated() {
         .wait_until(
             Duration::from_secs(20),
             "the message published after the deletion",
-            |m| m.iter().any(|m| m.data == b"after"),
+            |m| m.iter().any(|m| m.data == b"after"[..]),
         )
         .await;
     assert!(

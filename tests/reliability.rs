@@ -672,7 +672,7 @@ async fn empty_binary_and_max_size_payloads_round_trip_and_oversize_fails_clearl
             assert_eq!(message.content_type.as_deref(), *content_type);
         }
     }
-    assert_eq!(received[sent.len()].data, b"after");
+    assert_eq!(received[sent.len()].data, b"after"[..]);
     subscription.stop().await.expect("stopped cleanly");
     runtime.shutdown().await;
 }
@@ -866,7 +866,7 @@ async fn non_utf8_header_values_from_a_raw_publisher() {
     let raw = recorder
         .messages()
         .into_iter()
-        .find(|m| m.data == b"raw-binary-header");
+        .find(|m| m.data == b"raw-binary-header"[..]);
     let payloads = recorder.payloads();
     println!(
         "raw: published=4 (1 with a non-UTF-8 header) stream_messages={stored} delivered={} \
@@ -894,7 +894,7 @@ async fn non_utf8_header_values_from_a_raw_publisher() {
         .expect("the connection is healthy once the message is spent");
     recorder
         .wait_until(Duration::from_secs(10), "good-4", |m| {
-            m.iter().any(|m| m.data == b"good-4")
+            m.iter().any(|m| m.data == b"good-4"[..])
         })
         .await;
     assert!(!subscription.is_finished());

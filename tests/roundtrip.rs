@@ -88,7 +88,7 @@ async fn same_cloudevent_id_is_stored_and_delivered_once() {
 
     recorder
         .wait_until(Duration::from_secs(5), "the raw pair", |m| {
-            m.iter().filter(|m| m.data == b"raw").count() == 2
+            m.iter().filter(|m| m.data == b"raw"[..]).count() == 2
         })
         .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -138,7 +138,7 @@ async fn drop_is_never_redelivered() {
     let (runtime, pubsub) = support::pubsub(&server, &[("ackWait", "1s")]).await;
     let recorder = Recorder::new();
     let handler = recorder.handler(|m, _| {
-        if m.data == b"poison" {
+        if m.data == b"poison"[..] {
             AppStatus::Drop
         } else {
             AppStatus::Success

@@ -1,5 +1,7 @@
 //! An untrusted component that misbehaves cannot crash, stall or widen the host: a trap
-//! is contained and the instance re-created, a runaway loop is stopped by the CPU budget
+//! is contained and the instance re-created (the messages it held or had buffered reach the
+//! application without being charged a delivery, and a handler still running keeps its
+//! message in progress), a runaway loop is stopped by the CPU budget
 //! (waiting on imports does not count), unbounded allocation hits the memory cap, pending
 //! acks are bounded, and the transport refuses subjects outside the component's reach.
 //!
@@ -13,7 +15,8 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use jetstream_pubsub_host::{AppStatus, Message, Runtime, SandboxLimits};
@@ -97,7 +100,7 @@ async fn a_trap_is_contained_and_costs_the_messages_taken_with_it_nothing() {
     pubsub.publish("trap", b"m-3".to_vec()).await.unwrap();
     recorder
         .wait_until(WAIT, "m-3 after the trap", |m| {
-            m.iter().any(|m| m.data == b"m-3")
+            m.iter().any(|m| m.data == b"m-3"[..])
         })
         .await;
     assert_eq!(
@@ -108,6 +111,57 @@ async fn a_trap_is_contained_and_costs_the_messages_taken_with_it_nothing() {
     assert!(
         !subscription.is_finished(),
         "the subscription lives on a fresh instance"
+    );
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_handler_still_running_when_its_instance_traps_keeps_its_message() {
+    let server = support::server();
+    support::stream(&server, "KEEP", &["keep"]).await;
+    let runtime = faulty_runtime(SandboxLimits::default());
+    // With a 1 s ack wait, the slow message is redelivered unless its in-progress signals
+    // go on after the instance that took it traps.
+    let md = support::metadata(&[
+        ("natsURL", &server.url()),
+        ("durableName", "keep"),
+        ("concurrency", "parallel"),
+        ("ackWait", "1s"),
+        ("maxDeliver", "5"),
+    ]);
+    let pubsub = runtime.pubsub(md).await.unwrap();
+    let slow_starts = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let slow_starts = slow_starts.clone();
+        move |message: Message| {
+            let slow_starts = slow_starts.clone();
+            Box::pin(async move {
+                if message.data == b"slow"[..] {
+                    slow_starts.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                }
+                AppStatus::Success
+            }) as futures::future::BoxFuture<'static, AppStatus>
+        }
+    };
+    let subscription = pubsub.subscribe("keep", handler).await.unwrap();
+    pubsub.publish("keep", b"slow".to_vec()).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while slow_starts.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the slow handler never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    pubsub
+        .publish("keep", b"fault:trap".to_vec())
+        .await
+        .unwrap();
+    // Three ack waits, while the handler of the first delivery still runs.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert_eq!(
+        slow_starts.load(Ordering::SeqCst),
+        1,
+        "the message whose handler was running was not redelivered"
     );
     subscription.stop().await.unwrap();
     runtime.shutdown().await;

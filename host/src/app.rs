@@ -18,8 +18,9 @@ use crate::transport::{Answerer, SubscriptionHandle};
 pub struct Message {
     /// The subscribed topic (the pattern for a wildcard subscription).
     pub topic: String,
-    /// The payload, unchanged.
-    pub data: Vec<u8>,
+    /// The payload, unchanged: a shared handle on the bytes as they arrived from NATS,
+    /// so handing a message to the application copies no payload, however large.
+    pub data: bytes::Bytes,
     /// MIME type, when the message carries one.
     pub content_type: Option<String>,
     /// `Topic` = the concrete subject, plus the message's NATS headers.
@@ -106,7 +107,7 @@ fn ready(
                 answers,
                 message: Message {
                     topic: topic.to_string(),
-                    data: data.to_vec(),
+                    data,
                     content_type,
                     metadata,
                 },

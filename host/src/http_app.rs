@@ -267,7 +267,7 @@ fn build_request(url: &Uri, message: Message) -> Result<Request<Full<Bytes>>, hy
     let mut request = Request::builder()
         .method(Method::POST)
         .uri(url.clone())
-        .body(Full::new(Bytes::from(data)))?;
+        .body(Full::new(data))?;
     *request.headers_mut() = headers;
     Ok(request)
 }
@@ -391,7 +391,7 @@ mod tests {
         let url: Uri = "http://127.0.0.1:1/orders".parse().expect("valid");
         let message = Message {
             topic: "orders.*".into(),
-            data: b"{\"id\":1}".to_vec(),
+            data: Bytes::from_static(b"{\"id\":1}"),
             content_type: None,
             metadata: vec![
                 ("Topic".into(), "orders.new".into()),

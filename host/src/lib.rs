@@ -22,6 +22,9 @@ mod sandbox;
 mod transport;
 
 pub use app::{AppStatus, Handler, Message};
+/// The type of [`Message::data`], re-exported so handlers need no `bytes` dependency of
+/// their own to build or match messages.
+pub use bytes::Bytes;
 pub use error::Error;
 pub use http_app::HttpApp;
 pub use pubsub::{

@@ -53,7 +53,12 @@ impl Drop for SubscriptionHandle {
     /// deliveries held go back delayed and messages buffered but never taken at once.
     fn drop(&mut self) {
         if let Some(task) = self.keep_alive.take() {
-            task.abort();
+            // Handlers still running on tasks of their own outlive the instance: their
+            // deliveries stay in progress until they answer. The keep-alive ends by itself
+            // once nothing else holds the unanswered set.
+            if !lock(&self.unanswered).any_handling() {
+                task.abort();
+            }
         }
         // Deliveries whose handlers still run on their own tasks are answered by them.
         let (held, waiting) = {
@@ -399,6 +404,11 @@ impl transport::HostSubscription for InstanceState {
                     tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
                 loop {
                     ticks.tick().await;
+                    // Only this task is left: the subscription is gone and no handler of
+                    // it still runs, so nothing here can be answered any more.
+                    if Arc::strong_count(&unanswered) == 1 {
+                        break;
+                    }
                     let replies = lock(&unanswered).replies();
                     for reply in replies {
                         let _ = client

@@ -134,6 +134,14 @@ impl Unanswered {
         }
     }
 
+    /// Whether a handler running on a task of its own will still answer a delivery.
+    pub(crate) fn any_handling(&self) -> bool {
+        self.entries
+            .iter()
+            .flatten()
+            .any(|pending| pending.handling)
+    }
+
     /// Takes every unanswered delivery out that no running handler will answer; those stay
     /// until their handlers answer them.
     pub(crate) fn drain_idle(&mut self) -> Vec<Pending> {
@@ -205,7 +213,9 @@ pub(crate) mod tests {
         assert_eq!(unanswered.push(pending("d")), 4);
         assert!(unanswered.get(0).is_none() && unanswered.get(99).is_none());
         assert_eq!(replies(&unanswered), vec!["c", "d"]);
+        assert!(!unanswered.any_handling());
         unanswered.set_handling(4);
+        assert!(unanswered.any_handling());
         let idle: Vec<String> = unanswered
             .drain_idle()
             .iter()
