@@ -156,16 +156,23 @@ pub(crate) fn hand_back(
         return;
     };
     let client = client.clone();
-    runtime.spawn(async move {
-        let delayed = ack_body(&AckKind::Nak(Some(SUSPECT_DELAY_NS)));
-        for reply in suspects {
-            let _ = client.publish(reply, delayed.clone()).await;
-        }
-        for reply in untouched {
-            let _ = client.publish(reply, ack_body(&AckKind::Nak(None))).await;
-        }
-        let _ = client.flush().await;
-    });
+    runtime.spawn(async move { send_back(&client, suspects, untouched).await });
+}
+
+/// Sends the `-NAK`s of [`hand_back`] and waits until they are written.
+pub(crate) async fn send_back(
+    client: &async_nats::Client,
+    suspects: Vec<async_nats::Subject>,
+    untouched: Vec<async_nats::Subject>,
+) {
+    let delayed = ack_body(&AckKind::Nak(Some(SUSPECT_DELAY_NS)));
+    for reply in suspects {
+        let _ = client.publish(reply, delayed.clone()).await;
+    }
+    for reply in untouched {
+        let _ = client.publish(reply, ack_body(&AckKind::Nak(None))).await;
+    }
+    let _ = client.flush().await;
 }
 
 #[cfg(test)]

@@ -83,11 +83,15 @@ impl Drop for SubscriptionHandle {
                     });
                     (culprit.into_iter().collect(), Vec::new())
                 }
-                (Lifecycle::Active(mut subscriber), None) => {
-                    let untouched = handover::drain_buffered(&mut subscriber);
+                (state, _) => {
+                    let untouched = match state {
+                        Lifecycle::Active(mut subscriber) => {
+                            handover::drain_buffered(&mut subscriber)
+                        }
+                        Lifecycle::Closed => Vec::new(),
+                    };
                     (held.into_iter().chain(waiting).collect(), untouched)
                 }
-                (Lifecycle::Closed, _) => (held.into_iter().chain(waiting).collect(), Vec::new()),
             };
         let suspects = suspects.into_iter().filter_map(|message| message.reply);
         handover::hand_back(&self.client, suspects.collect(), untouched);
@@ -427,12 +431,8 @@ impl transport::HostSubscription for InstanceState {
     ) -> wasmtime::Result<Result<(), TransportError>> {
         let _host = self.host_time();
         let subscription = self.table.get_mut(&this)?;
-        for reply in subscription.stop_listening().await {
-            let _ = subscription
-                .client
-                .publish(reply, ack_body(&AckKind::Nak(None)))
-                .await;
-        }
+        let untaken = subscription.stop_listening().await;
+        handover::send_back(&subscription.client, Vec::new(), untaken).await;
         // Handlers still running answer their messages before the consumer is left alone,
         // and answers already queued must reach the server.
         subscription.handlers_finished().await;
