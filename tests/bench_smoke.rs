@@ -39,3 +39,40 @@ fn quick_bench_reports_a_ratio_for_every_scenario() {
         );
     }
 }
+
+/// `--side` (for profilers) runs one implementation only: its figures are printed, the
+/// other side's are not, and no ratio is claimed from one side.
+#[test]
+fn one_side_only_prints_that_side_and_no_ratio() {
+    let output = Command::new(BIN)
+        .args([
+            "bench", "--quick", "--rounds", "1", "--scale", "0.2", "--only", "1,3", "--side", "raw",
+        ])
+        .output()
+        .expect("the jetstream-pubsub binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "bench failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    let lines: Vec<&str> = stdout.lines().map(str::trim_start).collect();
+    assert!(
+        lines.iter().filter(|line| line.starts_with("raw ")).count() >= 3,
+        "raw figures for S1, S1c and S3:\n{stdout}"
+    );
+    assert!(
+        !lines.iter().any(|line| line.starts_with("component ")),
+        "no component figures:\n{stdout}"
+    );
+    for scenario in ["S1 publish-awaited", "S3 consume-single"] {
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.starts_with(scenario) && line.contains(" ratio -")),
+            "no ratio claimed for {scenario}:\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("NaN"), "no NaN figures:\n{stdout}");
+}

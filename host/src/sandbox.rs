@@ -78,7 +78,7 @@ impl SandboxLimits {
 
     /// A deliver subject the host will listen on or configure for a consumer.
     pub(crate) fn check_deliver_subject(&self, subject: &str) -> Result<(), TransportError> {
-        if subject.is_empty() || subject.contains(['*', '>', ' ', '\t', '\r', '\n']) {
+        if !is_literal(subject) {
             return Err(TransportError::Refused(format!(
                 "deliver subject {subject:?} must be a literal subject"
             )));
@@ -151,8 +151,17 @@ fn is_reserved(subject: &str) -> bool {
         || subject.starts_with("$O.")
 }
 
+/// A subject a message can be published on: not empty, no wildcard, no whitespace.
+/// One pass over the bytes: every publish goes through here.
+fn is_literal(subject: &str) -> bool {
+    !subject.is_empty()
+        && !subject
+            .bytes()
+            .any(|b| matches!(b, b'*' | b'>' | b' ' | b'\t' | b'\r' | b'\n'))
+}
+
 fn check_application_subject(subject: &str) -> Result<(), TransportError> {
-    if subject.is_empty() || subject.contains(['*', '>', ' ', '\t', '\r', '\n']) {
+    if !is_literal(subject) {
         return Err(TransportError::Invalid(format!(
             "cannot publish to {subject:?}: not a literal subject"
         )));

@@ -10,26 +10,48 @@
 /// (v2, ADR-15). Stream and consumer names cannot contain dots, so the token count tells the
 /// forms apart. None when the subject is neither.
 pub(crate) fn delivered(reply: &str) -> Option<u64> {
-    let rest = reply.strip_prefix("$JS.ACK.")?;
-    let mut tokens = [""; 12];
+    let rest = reply.strip_prefix("$JS.ACK.")?.as_bytes();
+    // One pass over the bytes for the dots (this runs once per delivered message): the
+    // token count tells the forms apart, and only the first eight tokens are read.
+    let mut dots = [0usize; 8];
     let mut count = 0;
-    for token in rest.split('.') {
-        if count == tokens.len() {
-            break;
+    for (at, &byte) in rest.iter().enumerate() {
+        if byte == b'.' {
+            if count < dots.len() {
+                dots[count] = at;
+            }
+            count += 1;
         }
-        tokens[count] = token;
-        count += 1;
     }
-    let first = match count {
+    let first = match count + 1 {
         7 => 2,
         n if n >= 9 => 4,
         _ => return None,
     };
+    let token = |i: usize| {
+        let start = if i == 0 { 0 } else { dots[i - 1] + 1 };
+        let end = if i < count { dots[i] } else { rest.len() };
+        &rest[start..end]
+    };
     // The numbers after the count must be numbers too, or this is no ack subject.
-    for number in &tokens[first + 1..first + 4] {
-        number.parse::<i64>().ok()?;
+    for i in first + 1..first + 4 {
+        number(token(i))?;
     }
-    tokens[first].parse().ok()
+    number(token(first))
+}
+
+/// A token of decimal digits as a number; None for anything else or an overflow.
+fn number(token: &[u8]) -> Option<u64> {
+    if token.is_empty() {
+        return None;
+    }
+    token.iter().try_fold(0u64, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
 }
 
 #[cfg(test)]
@@ -57,6 +79,9 @@ mod tests {
             "$JS.ACK.s.c.x.1.2.3.4",
             "$JS.ACK.s.c.1.2.3.4",
             "$JS.ACK.s.c.1.x.2.3.4",
+            "$JS.ACK.s.c.-1.2.3.4.5",
+            "$JS.ACK.s.c.99999999999999999999.2.3.4.5",
+            "$JS.ACK.s.c..2.3.4.5",
         ] {
             assert_eq!(delivered(bad), None, "{bad}");
         }

@@ -67,6 +67,8 @@ impl transport::HostConnection for InstanceState {
             Ok(ready) => ready,
             Err(err) => return Ok(Err(err)),
         };
+        // Converted once: the PendingAck keeps a reference-counted handle, not a copy.
+        let subject = async_nats::Subject::from(subject);
         match connection
             .jetstream
             .send_publish(subject.clone(), publish)

@@ -17,11 +17,11 @@ use crate::instance::InstanceState;
 /// Host state behind a `pending-ack` resource.
 pub struct PendingAck {
     ack: PublishAckFuture,
-    subject: String,
+    subject: async_nats::Subject,
 }
 
 impl PendingAck {
-    pub(crate) fn new(ack: PublishAckFuture, subject: String) -> Self {
+    pub(crate) fn new(ack: PublishAckFuture, subject: async_nats::Subject) -> Self {
         Self { ack, subject }
     }
 
@@ -32,7 +32,7 @@ impl PendingAck {
         let Self { ack, subject } = self;
         ack.await.map_err(|err| FailedPublish {
             error: from_publish_error(&subject, err),
-            subject,
+            subject: subject.to_string(),
         })
     }
 }
