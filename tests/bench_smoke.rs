@@ -17,19 +17,26 @@ const SCENARIOS: [&str; 7] = [
     "S6 sandbox",
 ];
 
-#[test]
-fn quick_bench_reports_a_ratio_for_every_scenario() {
+/// Runs a short bench with `extra` arguments; its report, once it has exited successfully.
+fn quick_bench(extra: &[&str]) -> String {
     let output = Command::new(BIN)
         .args(["bench", "--quick", "--rounds", "1", "--scale", "0.2"])
+        .args(extra)
         .output()
         .expect("the jetstream-pubsub binary runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
         "bench failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
+    stdout
+}
+
+#[test]
+fn quick_bench_reports_a_ratio_for_every_scenario() {
+    let stdout = quick_bench(&[]);
     for scenario in SCENARIOS {
         assert!(
             stdout
@@ -44,19 +51,7 @@ fn quick_bench_reports_a_ratio_for_every_scenario() {
 /// other side's are not, and no ratio is claimed from one side.
 #[test]
 fn one_side_only_prints_that_side_and_no_ratio() {
-    let output = Command::new(BIN)
-        .args([
-            "bench", "--quick", "--rounds", "1", "--scale", "0.2", "--only", "1,3", "--side", "raw",
-        ])
-        .output()
-        .expect("the jetstream-pubsub binary runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "bench failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
+    let stdout = quick_bench(&["--only", "1,3", "--side", "raw"]);
     let lines: Vec<&str> = stdout.lines().map(str::trim_start).collect();
     assert!(
         lines.iter().filter(|line| line.starts_with("raw ")).count() >= 3,
