@@ -8,6 +8,7 @@
 //! them to the host's transport.
 
 pub mod binding;
+pub mod block_cache;
 // The adapter exists only in the component: natively there is no host to import from,
 // and the export symbols (`dapr:jetstream/pubsub@0.1.0#...`) cannot be linked.
 #[cfg(target_family = "wasm")]
@@ -19,3 +20,10 @@ pub mod fault;
 pub mod message;
 pub mod metadata;
 pub mod publish;
+
+/// The component's allocator: wasi-libc's, behind a cache of small freed blocks
+/// ([`block_cache`]). Only where the component runs: one thread, no atomics.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: block_cache::BlockCache<std::alloc::System> =
+    block_cache::BlockCache::new(std::alloc::System);
