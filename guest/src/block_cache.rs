@@ -12,9 +12,14 @@
 //! Blocks of a class are always obtained from the inner allocator with the class's full
 //! size, so any request of the class fits in any of them, and a block that leaves the
 //! cache goes back with the layout it came with. A list holds at most [`MAX_CACHED`]
-//! blocks; beyond that frees go straight through, so the cache keeps at most ~64 KiB that
-//! dlmalloc would otherwise have kept in its own free lists. When the inner allocator
-//! fails (the host's memory cap), so does this one: the null is passed on.
+//! blocks; beyond that frees go straight through, so the cache keeps at most ~74 KiB of
+//! dlmalloc chunks that dlmalloc would otherwise have kept in its own free lists. When the
+//! inner allocator fails (the host's memory cap), the cache first gives every cached block
+//! back and tries once more; if that fails too, the null is passed on.
+//!
+//! Every block handed out is a real chunk of the inner allocator (never a slice of a
+//! bigger one): wasi-libc frees some memory the host lowered through `cabi_realloc` with
+//! its own `free()` (the environment list, for one), which is only sound that way.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::UnsafeCell;
@@ -22,11 +27,25 @@ use std::ptr;
 
 /// Block sizes of the classes; a request is served from the first that fits it.
 const CLASS_SIZES: [usize; 6] = [8, 16, 32, 64, 128, 256];
-/// Alignment of every cached block: the inner allocator's own minimum on wasm32, so its
-/// plain `malloc` path serves them. Requests aligned more strictly go straight through.
+/// Alignment of every cached block. Rust's `System` on wasm32 calls plain `malloc` for an
+/// alignment up to 8 (its `MIN_ALIGN`) that does not exceed the size, which every class
+/// layout meets. Requests aligned more strictly go straight through.
 const CLASS_ALIGN: usize = 8;
 /// Freed blocks a class keeps at most.
 const MAX_CACHED: usize = 128;
+
+// A freed block holds the next one's address, and `class_of` computes the class as
+// `ilog2(size - 1) - 2`: both hold only for pointer-sized, pointer-aligned powers of two
+// from 8 on.
+const _: () = {
+    assert!(CLASS_ALIGN >= std::mem::align_of::<*mut u8>());
+    assert!(CLASS_SIZES[0] >= std::mem::size_of::<*mut u8>());
+    let mut class = 0;
+    while class < CLASS_SIZES.len() {
+        assert!(CLASS_SIZES[class] == 8 << class);
+        class += 1;
+    }
+};
 
 /// One size class: a singly linked list threaded through the freed blocks themselves.
 #[derive(Clone, Copy)]
@@ -35,15 +54,16 @@ struct FreeList {
     len: usize,
 }
 
-/// Small-block cache over `A`. For single-threaded use only: the component is one thread
-/// (wasm32 without the atomics feature), which is where it is installed.
+/// Small-block cache over `A`. For single-threaded use only: it is `Sync` (and so can be
+/// the global allocator) only on wasm without the atomics feature, which has no threads.
 pub struct BlockCache<A> {
     lists: UnsafeCell<[FreeList; CLASS_SIZES.len()]>,
     inner: A,
 }
 
-// SAFETY: installed as the global allocator only on targets without threads (see lib.rs),
-// and used by one thread at a time in the tests; no list is ever touched concurrently.
+// SAFETY: on wasm without atomics there is one thread, so no list is ever touched
+// concurrently. Elsewhere the type is not `Sync` and cannot be shared between threads.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
 unsafe impl<A: Sync> Sync for BlockCache<A> {}
 
 impl<A> BlockCache<A> {
@@ -75,22 +95,63 @@ fn class_of(layout: Layout) -> Option<usize> {
 }
 
 fn class_layout(class: usize) -> Layout {
-    // SAFETY: every class size is non-zero and a multiple of the power-of-two alignment.
+    // SAFETY: every class size is non-zero and the alignment a power of two (see the
+    // assertions above); the size rounded up to it cannot overflow.
     unsafe { Layout::from_size_align_unchecked(CLASS_SIZES[class], CLASS_ALIGN) }
+}
+
+impl<A: GlobalAlloc> BlockCache<A> {
+    /// Allocates from the inner allocator. Should it fail, the cached blocks go back to it
+    /// (they may be what it lacks, or keep its free space from merging) and it is asked
+    /// once more.
+    ///
+    /// # Safety
+    /// `layout` has a non-zero size.
+    unsafe fn inner_alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract.
+        let block = unsafe { self.inner.alloc(layout) };
+        if !block.is_null() || !self.release_cached() {
+            return block;
+        }
+        // SAFETY: as above.
+        unsafe { self.inner.alloc(layout) }
+    }
+
+    /// Gives every cached block back to the inner allocator; false when none was cached.
+    fn release_cached(&self) -> bool {
+        let mut released = false;
+        for class in 0..CLASS_SIZES.len() {
+            // SAFETY: single-threaded (see `Sync`); no reference to the lists outlives
+            // this loop's body.
+            let list = unsafe { &mut (*self.lists.get())[class] };
+            while !list.head.is_null() {
+                let block = list.head;
+                // SAFETY: cached blocks hold the next one's address; each came from the
+                // inner allocator with the class layout.
+                unsafe {
+                    list.head = block.cast::<*mut u8>().read();
+                    self.inner.dealloc(block, class_layout(class));
+                }
+                list.len -= 1;
+                released = true;
+            }
+        }
+        released
+    }
 }
 
 unsafe impl<A: GlobalAlloc> GlobalAlloc for BlockCache<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some(class) = class_of(layout) else {
             // SAFETY: the caller's contract, passed on.
-            return unsafe { self.inner.alloc(layout) };
+            return unsafe { self.inner_alloc(layout) };
         };
         // SAFETY: single-threaded (see `Sync`), and no reference to the lists outlives
         // this call.
         let list = unsafe { &mut (*self.lists.get())[class] };
         if list.head.is_null() {
             // SAFETY: a valid, non-zero-size layout.
-            return unsafe { self.inner.alloc(class_layout(class)) };
+            return unsafe { self.inner_alloc(class_layout(class)) };
         }
         let block = list.head;
         // SAFETY: a cached block holds the next block's address in its first bytes (every
@@ -124,7 +185,13 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for BlockCache<A> {
         match (class_of(layout), class_of(new_layout)) {
             // Both large: the inner allocator may grow in place.
             // SAFETY: the block came from the inner allocator with `layout`.
-            (None, None) => unsafe { self.inner.realloc(block, layout, new_size) },
+            (None, None) => unsafe {
+                let moved = self.inner.realloc(block, layout, new_size);
+                if !moved.is_null() || !self.release_cached() {
+                    return moved;
+                }
+                self.inner.realloc(block, layout, new_size)
+            },
             // The block already has its class's full size.
             (Some(old), Some(new)) if old == new => block,
             _ => {
@@ -145,25 +212,60 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for BlockCache<A> {
 #[cfg(test)]
 mod tests {
     use std::alloc::System;
-    use std::cell::Cell;
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
 
     use super::*;
 
-    /// The system allocator, counting what reaches it.
+    /// The system allocator, recording every live block's layout: a block must come back
+    /// with exactly the layout it was allocated with. `fail` makes it refuse allocations.
     #[derive(Default)]
-    struct Counting {
+    struct Recording {
+        live: RefCell<HashMap<usize, Layout>>,
         allocs: Cell<usize>,
         frees: Cell<usize>,
+        fail: Cell<bool>,
     }
 
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            self.allocs.set(self.allocs.get() + 1);
-            unsafe { System.alloc(layout) }
+    impl Recording {
+        fn layout_of(&self, block: *mut u8) -> Option<Layout> {
+            self.live.borrow().get(&(block as usize)).copied()
         }
+    }
+
+    unsafe impl GlobalAlloc for Recording {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            if self.fail.get() {
+                return ptr::null_mut();
+            }
+            self.allocs.set(self.allocs.get() + 1);
+            let block = unsafe { System.alloc(layout) };
+            self.live.borrow_mut().insert(block as usize, layout);
+            block
+        }
+
         unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
+            let recorded = self.live.borrow_mut().remove(&(block as usize));
+            assert_eq!(recorded, Some(layout), "freed with another layout");
             self.frees.set(self.frees.get() + 1);
             unsafe { System.dealloc(block, layout) }
+        }
+
+        unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            assert_eq!(
+                self.layout_of(block),
+                Some(layout),
+                "reallocated with another layout"
+            );
+            if self.fail.get() {
+                return ptr::null_mut();
+            }
+            let moved = unsafe { System.realloc(block, layout, new_size) };
+            let mut live = self.live.borrow_mut();
+            live.remove(&(block as usize));
+            let new_layout = Layout::from_size_align(new_size, layout.align()).unwrap();
+            live.insert(moved as usize, new_layout);
+            moved
         }
     }
 
@@ -179,13 +281,17 @@ mod tests {
             (8, 8, Some(0)),
             (9, 1, Some(1)),
             (16, 4, Some(1)),
+            (16, 8, Some(1)),
             (17, 1, Some(2)),
             (32, 8, Some(2)),
             (33, 1, Some(3)),
+            (64, 1, Some(3)),
+            (65, 1, Some(4)),
             (128, 8, Some(4)),
             (129, 1, Some(5)),
             (256, 8, Some(5)),
             (257, 1, None),
+            (1 << 30, 1, None),
             (16, 16, None),
         ];
         for (size, align, class) in cases {
@@ -198,23 +304,25 @@ mod tests {
     }
 
     #[test]
-    fn a_freed_small_block_is_served_again_without_the_inner_allocator() {
-        let cache = BlockCache::new(Counting::default());
+    fn a_small_block_comes_from_the_inner_allocator_with_its_class_layout() {
+        let cache = BlockCache::new(Recording::default());
         unsafe {
-            let first = cache.alloc(layout(20, 1));
-            cache.dealloc(first, layout(20, 1));
-            // Same class (17..=32), another size and alignment.
-            let second = cache.alloc(layout(32, 8));
-            assert_eq!(second, first);
+            let block = cache.alloc(layout(20, 1));
+            assert_eq!(cache.inner.layout_of(block), Some(layout(32, 8)));
+            // Reused for a bigger request of its class, every byte of it is usable.
+            cache.dealloc(block, layout(20, 1));
+            let again = cache.alloc(layout(32, 8));
+            assert_eq!(again, block);
+            ptr::write_bytes(again, 0xab, 32);
             assert_eq!(cache.inner.allocs.get(), 1);
             assert_eq!(cache.inner.frees.get(), 0);
-            cache.dealloc(second, layout(32, 8));
+            cache.dealloc(again, layout(32, 8));
         }
     }
 
     #[test]
     fn blocks_hold_their_bytes_and_grow_across_classes() {
-        let cache = BlockCache::new(Counting::default());
+        let cache = BlockCache::new(Recording::default());
         unsafe {
             let mut live = Vec::new();
             for round in 0..3u8 {
@@ -245,27 +353,53 @@ mod tests {
             }
             let block = cache.alloc(layout(10, 1));
             ptr::copy_nonoverlapping(b"0123456789".as_ptr(), block, 10);
-            // Into the next class, then into a large block, then back down.
-            let block = cache.realloc(block, layout(10, 1), 40);
+            // Within its class the block stays where it is.
+            assert_eq!(cache.realloc(block, layout(10, 1), 16), block);
+            // Into the next class, then into a large block, a larger one, then back down.
+            let block = cache.realloc(block, layout(16, 1), 40);
             assert_eq!(std::slice::from_raw_parts(block, 10), b"0123456789");
             let block = cache.realloc(block, layout(40, 1), 1000);
             assert_eq!(std::slice::from_raw_parts(block, 10), b"0123456789");
-            let block = cache.realloc(block, layout(1000, 1), 5);
+            let block = cache.realloc(block, layout(1000, 1), 5000);
+            assert_eq!(std::slice::from_raw_parts(block, 10), b"0123456789");
+            let block = cache.realloc(block, layout(5000, 1), 5);
             assert_eq!(std::slice::from_raw_parts(block, 5), b"01234");
             cache.dealloc(block, layout(5, 1));
+            for (block, size, _) in live {
+                cache.dealloc(block, layout(size, 1));
+            }
         }
     }
 
     #[test]
-    fn a_full_list_hands_frees_back_to_the_inner_allocator() {
-        let cache = BlockCache::new(Counting::default());
+    fn a_recycled_block_is_zeroed_when_asked() {
+        let cache = BlockCache::new(Recording::default());
+        unsafe {
+            let block = cache.alloc(layout(24, 8));
+            ptr::write_bytes(block, 0xff, 24);
+            cache.dealloc(block, layout(24, 8));
+            let zeroed = cache.alloc_zeroed(layout(24, 8));
+            assert_eq!(zeroed, block);
+            assert!(
+                std::slice::from_raw_parts(zeroed, 24)
+                    .iter()
+                    .all(|&b| b == 0)
+            );
+            cache.dealloc(zeroed, layout(24, 8));
+        }
+    }
+
+    #[test]
+    fn a_full_list_hands_frees_back_with_the_class_layout() {
+        let cache = BlockCache::new(Recording::default());
         unsafe {
             let blocks: Vec<_> = (0..MAX_CACHED + 10)
-                .map(|_| cache.alloc(layout(64, 8)))
+                .map(|_| cache.alloc(layout(40, 1)))
                 .collect();
             for block in blocks {
-                cache.dealloc(block, layout(64, 8));
+                cache.dealloc(block, layout(40, 1));
             }
+            // The recording allocator asserts the (64, 8) layout on each of those frees.
             assert_eq!(cache.inner.frees.get(), 10);
             assert_eq!((*cache.lists.get())[3].len, MAX_CACHED);
         }
@@ -273,14 +407,45 @@ mod tests {
 
     #[test]
     fn large_and_overaligned_blocks_go_straight_through() {
-        let cache = BlockCache::new(Counting::default());
+        let cache = BlockCache::new(Recording::default());
         unsafe {
             for request in [layout(512, 1), layout(16, 16)] {
                 let block = cache.alloc(request);
+                assert_eq!(cache.inner.layout_of(block), Some(request));
                 cache.dealloc(block, request);
             }
             assert_eq!(cache.inner.allocs.get(), 2);
             assert_eq!(cache.inner.frees.get(), 2);
+        }
+    }
+
+    #[test]
+    fn when_the_inner_allocator_fails_the_cache_gives_back_and_then_passes_the_null_on() {
+        let cache = BlockCache::new(Recording::default());
+        unsafe {
+            let small = cache.alloc(layout(8, 1));
+            let large = cache.alloc(layout(1000, 1));
+            cache.dealloc(small, layout(8, 1));
+            cache.inner.fail.set(true);
+            // A cached block of the class still serves, the memory cap notwithstanding.
+            assert_eq!(cache.alloc(layout(8, 1)), small);
+            cache.dealloc(small, layout(8, 1));
+            // A large request fails: the cache released its block first.
+            assert!(cache.alloc(layout(2000, 1)).is_null());
+            assert_eq!((*cache.lists.get())[0].len, 0);
+            assert_eq!(cache.inner.frees.get(), 1);
+            // Moving a block fails without losing it: it still holds its bytes.
+            ptr::write_bytes(large, 7, 1000);
+            assert!(cache.realloc(large, layout(1000, 1), 100).is_null());
+            assert!(cache.realloc(large, layout(1000, 1), 3000).is_null());
+            assert!(
+                std::slice::from_raw_parts(large, 1000)
+                    .iter()
+                    .all(|&b| b == 7)
+            );
+            cache.inner.fail.set(false);
+            cache.dealloc(large, layout(1000, 1));
+            assert!(cache.inner.live.borrow().is_empty());
         }
     }
 }
