@@ -101,20 +101,15 @@ fn class_layout(class: usize) -> Layout {
 }
 
 impl<A: GlobalAlloc> BlockCache<A> {
-    /// Allocates from the inner allocator. Should it fail, the cached blocks go back to it
-    /// (they may be what it lacks, or keep its free space from merging) and it is asked
-    /// once more.
-    ///
-    /// # Safety
-    /// `layout` has a non-zero size.
-    unsafe fn inner_alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract.
-        let block = unsafe { self.inner.alloc(layout) };
+    /// `request` to the inner allocator. Should it fail (null), the cached blocks go back
+    /// to it (they may be what it lacks, or keep its free space from merging) and it is
+    /// asked once more.
+    fn ask_inner(&self, request: impl Fn() -> *mut u8) -> *mut u8 {
+        let block = request();
         if !block.is_null() || !self.release_cached() {
             return block;
         }
-        // SAFETY: as above.
-        unsafe { self.inner.alloc(layout) }
+        request()
     }
 
     /// Gives every cached block back to the inner allocator; false when none was cached.
@@ -144,14 +139,14 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for BlockCache<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some(class) = class_of(layout) else {
             // SAFETY: the caller's contract, passed on.
-            return unsafe { self.inner_alloc(layout) };
+            return self.ask_inner(|| unsafe { self.inner.alloc(layout) });
         };
         // SAFETY: single-threaded (see `Sync`), and no reference to the lists outlives
         // this call.
         let list = unsafe { &mut (*self.lists.get())[class] };
         if list.head.is_null() {
             // SAFETY: a valid, non-zero-size layout.
-            return unsafe { self.inner_alloc(class_layout(class)) };
+            return self.ask_inner(|| unsafe { self.inner.alloc(class_layout(class)) });
         }
         let block = list.head;
         // SAFETY: a cached block holds the next block's address in its first bytes (every
@@ -185,13 +180,9 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for BlockCache<A> {
         match (class_of(layout), class_of(new_layout)) {
             // Both large: the inner allocator may grow in place.
             // SAFETY: the block came from the inner allocator with `layout`.
-            (None, None) => unsafe {
-                let moved = self.inner.realloc(block, layout, new_size);
-                if !moved.is_null() || !self.release_cached() {
-                    return moved;
-                }
-                self.inner.realloc(block, layout, new_size)
-            },
+            (None, None) => {
+                self.ask_inner(|| unsafe { self.inner.realloc(block, layout, new_size) })
+            }
             // The block already has its class's full size.
             (Some(old), Some(new)) if old == new => block,
             _ => {

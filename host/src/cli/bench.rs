@@ -1016,7 +1016,7 @@ async fn scenario_latency(b: &Bench) -> Result<(), Failure> {
         ));
     }
     if samples.raw.is_empty() || samples.component.is_empty() {
-        b.out.line("S5 latency ratio -  (one side only: --side)");
+        no_ratio_line(b, "S5 latency");
         return Ok(());
     }
     let component_p99 = median(&samples.component.iter().map(|p| p.p99).collect::<Vec<_>>());
@@ -1306,12 +1306,17 @@ fn throughput_lines(b: &Bench, samples: &Samples<f64>, unit: &str) {
     }
 }
 
+/// The ratio line of a run with one side only (`--side`): no ratio can be given.
+fn no_ratio_line(b: &Bench, name: &str) {
+    b.out
+        .line(&format!("{name} ratio -  (one side only: --side)"));
+}
+
 /// The line the smoke test looks for: the scenario's name and `ratio X.XX` (component
 /// median / raw median), with the target when the issue sets one on the ratio.
 fn ratio_line(b: &Bench, name: &str, samples: &Samples<f64>, target: f64) {
     if samples.raw.is_empty() || samples.component.is_empty() {
-        b.out
-            .line(&format!("{name} ratio -  (one side only: --side)"));
+        no_ratio_line(b, name);
         return;
     }
     let ratio = median(&samples.component) / median(&samples.raw);
