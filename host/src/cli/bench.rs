@@ -29,6 +29,8 @@ use super::Failure;
 const PAYLOAD: usize = 128;
 /// Entries per bulk publish, and acks in flight on the raw side of scenario 2.
 const BATCH: usize = 256;
+/// Operations per turn where the two sides take turns within a round (scenario 1).
+const TURN: usize = 100;
 /// Callers publishing at once in scenario 1c.
 const CONCURRENT_CALLERS: usize = 32;
 /// A run that makes no progress for this long has stalled: fail rather than hang.
@@ -112,6 +114,14 @@ impl Side {
             [Side::Raw, Side::Component]
         } else {
             [Side::Component, Side::Raw]
+        }
+    }
+
+    /// Its slot in per-side arrays.
+    fn index(self) -> usize {
+        match self {
+            Side::Raw => 0,
+            Side::Component => 1,
         }
     }
 
@@ -408,6 +418,82 @@ impl Bench {
         Ok(samples)
     }
 
+    /// Runs `count` operations per side in every round, the two sides taking turns of
+    /// `TURN` operations, each on its own topic; a side's rate for the round is `count`
+    /// over its summed time. Taking turns within the round, both sides meet the same
+    /// machine and server: a slow spell of this shared VM lands on both and cancels out of
+    /// the ratio, where whole runs in alternation left S1's ratio ±0.06 from one bench to
+    /// the next (docs/benchmarks.md).
+    async fn in_turns<R, FR, C, FC>(
+        &self,
+        label: &str,
+        tag: &str,
+        count: usize,
+        mut raw: R,
+        mut component: C,
+    ) -> Result<Samples<f64>, Failure>
+    where
+        R: FnMut(Arc<Topic>) -> FR,
+        FR: Future<Output = Result<(), Failure>>,
+        C: FnMut(Arc<Topic>) -> FC,
+        FC: Future<Output = Result<(), Failure>>,
+    {
+        let mut samples = Samples {
+            raw: Vec::new(),
+            component: Vec::new(),
+        };
+        let runs = |side: Side| self.side.is_none_or(|only| only == side);
+        for round in 0..self.rounds {
+            self.out
+                .progress(&format!("{label}: round {}/{}", round + 1, self.rounds));
+            let raw_topic = Arc::new(self.topic(tag).await?);
+            let component_topic = match self.topic(tag).await {
+                Ok(topic) => Arc::new(topic),
+                Err(err) => {
+                    self.remove(&raw_topic).await;
+                    return Err(err);
+                }
+            };
+            let timed = async {
+                let mut spent = [Duration::ZERO; 2];
+                let mut done = 0;
+                let mut turn = 0;
+                while done < count {
+                    let n = TURN.min(count - done);
+                    for side in Side::order(turn) {
+                        if !runs(side) {
+                            continue;
+                        }
+                        let started = Instant::now();
+                        for _ in 0..n {
+                            match side {
+                                Side::Raw => raw(raw_topic.clone()).await?,
+                                Side::Component => component(component_topic.clone()).await?,
+                            }
+                        }
+                        spent[side.index()] += started.elapsed();
+                    }
+                    done += n;
+                    turn += 1;
+                }
+                Ok::<_, Failure>(spent)
+            }
+            .await;
+            self.remove(&raw_topic).await;
+            self.remove(&component_topic).await;
+            let spent = timed?;
+            if runs(Side::Raw) {
+                samples.raw.push(rate(count, spent[Side::Raw.index()]));
+            }
+            if runs(Side::Component) {
+                samples
+                    .component
+                    .push(rate(count, spent[Side::Component.index()]));
+            }
+        }
+        Ok(samples)
+    }
+
     /// Publishes `count` messages on `subject` with async-nats, pipelined, untimed: the
     /// backlog a consume scenario starts from.
     async fn fill(&self, subject: &str, count: usize) -> Result<(), Failure> {
@@ -530,40 +616,28 @@ async fn scenario_publish_awaited(b: &Bench) -> Result<(), Failure> {
     let count = b.sizes.publish_awaited;
     let payload = Bytes::from(vec![b'x'; PAYLOAD]);
     let samples = b
-        .alternate(
+        .in_turns(
             "1 publish-awaited",
-            || {
-                b.on_topic("s1", |topic| {
-                    let payload = payload.clone();
-                    async move {
-                        let started = Instant::now();
-                        for _ in 0..count {
-                            b.js.publish(topic.subject.clone(), payload.clone())
-                                .await?
-                                .await?;
-                        }
-                        Ok(rate(count, started.elapsed()))
-                    }
-                })
+            "s1",
+            count,
+            |topic| {
+                let payload = payload.clone();
+                async move {
+                    b.js.publish(topic.subject.clone(), payload).await?.await?;
+                    Ok(())
+                }
             },
-            || {
-                b.on_topic("s1", |topic| {
-                    let payload = payload.clone();
-                    async move {
-                        let started = Instant::now();
-                        for _ in 0..count {
-                            b.publisher
-                                .publish(&topic.subject, payload.to_vec())
-                                .await?;
-                        }
-                        Ok(rate(count, started.elapsed()))
-                    }
-                })
+            |topic| {
+                let payload = payload.to_vec();
+                async move {
+                    b.publisher.publish(&topic.subject, payload).await?;
+                    Ok(())
+                }
             },
         )
         .await?;
     b.out.line(&format!(
-        "\n1  publish, one awaited PubAck at a time ({PAYLOAD} B, {count} messages per run)"
+        "\n1  publish, one awaited PubAck at a time ({PAYLOAD} B, {count} messages per side and round, in turns of {TURN})"
     ));
     throughput_lines(b, &samples, "msg/s");
     ratio_line(b, "S1 publish-awaited", &samples, 0.95);
