@@ -9,6 +9,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_jetstream-pubsub");
 /// The scenario names as the bench prints them on its `ratio` lines.
 const SCENARIOS: [&str; 7] = [
     "S1 publish-awaited",
+    "S1f entry-floor",
     "S1c publish-concurrent",
     "S2 publish-pipelined",
     "S3 consume-single",

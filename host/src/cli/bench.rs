@@ -641,7 +641,40 @@ async fn scenario_publish_awaited(b: &Bench) -> Result<(), Failure> {
     ));
     throughput_lines(b, &samples, "msg/s");
     ratio_line(b, "S1 publish-awaited", &samples, 0.95);
+    scenario_entry_floor(b, &payload).await?;
     scenario_publish_concurrent(b, &payload).await
+}
+
+/// What entering the component costs by itself in scenario 1: the raw publish against the
+/// same raw publish preceded by a call to `features`, the component's smallest export (it
+/// takes nothing, touches no NATS and returns two short strings). No component that is
+/// called once per publish can do better than this ratio on the machine at hand.
+async fn scenario_entry_floor(b: &Bench, payload: &Bytes) -> Result<(), Failure> {
+    let count = b.sizes.publish_awaited;
+    let raw_publish = |topic: Arc<Topic>| async move {
+        b.js.publish(topic.subject.clone(), payload.clone())
+            .await?
+            .await?;
+        Ok(())
+    };
+    let samples = b
+        .in_turns(
+            "1 entry-floor",
+            "s1f",
+            count,
+            raw_publish,
+            |topic| async move {
+                b.publisher.features().await?;
+                raw_publish(topic).await
+            },
+        )
+        .await?;
+    b.out.line(&format!(
+        "\n1f the floor of S1: a raw publish, alone and after one call to the component's `features` ({count} messages per side and round)"
+    ));
+    throughput_lines(b, &samples, "msg/s");
+    ratio_line(b, "S1f entry-floor", &samples, f64::NAN);
+    Ok(())
 }
 
 /// Many callers sharing one `PubSub`, each awaiting its own PubAck (a sidecar serving many
