@@ -29,8 +29,10 @@ use super::Failure;
 const PAYLOAD: usize = 128;
 /// Entries per bulk publish, and acks in flight on the raw side of scenario 2.
 const BATCH: usize = 256;
-/// Operations per turn where the two sides take turns within a round (scenario 1).
+/// Publishes per turn where the two sides take turns within a round (scenario 1).
 const TURN: usize = 100;
+/// Batches per turn in scenario 2 (2,560 messages).
+const BATCHES_PER_TURN: usize = 10;
 /// Callers publishing at once in scenario 1c.
 const CONCURRENT_CALLERS: usize = 32;
 /// A run that makes no progress for this long has stalled: fail rather than hang.
@@ -418,25 +420,25 @@ impl Bench {
         Ok(samples)
     }
 
-    /// Runs `count` operations per side in every round, the two sides taking turns of
-    /// `TURN` operations, each on its own topic; a side's rate for the round is `count`
-    /// over its summed time. Taking turns within the round, both sides meet the same
-    /// machine and server: a slow spell of this shared VM lands on both and cancels out of
-    /// the ratio, where whole runs in alternation left S1's ratio ±0.06 from one bench to
-    /// the next (docs/benchmarks.md).
+    /// Runs `ops` operations per side in every round, the two sides taking turns of `turn`
+    /// operations, each side on its own topic. An operation returns how many messages it
+    /// moved; a side's rate for the round is its messages over its summed time. Taking
+    /// turns within the round, both sides meet the same machine and server: a slow spell of
+    /// this shared VM lands on both and cancels out of the ratio, where whole runs in
+    /// alternation left S1's ratio ±0.06 from one bench to the next (docs/benchmarks.md).
     async fn in_turns<R, FR, C, FC>(
         &self,
         label: &str,
         tag: &str,
-        count: usize,
+        (ops, turn): (usize, usize),
         mut raw: R,
         mut component: C,
     ) -> Result<Samples<f64>, Failure>
     where
         R: FnMut(Arc<Topic>) -> FR,
-        FR: Future<Output = Result<(), Failure>>,
+        FR: Future<Output = Result<usize, Failure>>,
         C: FnMut(Arc<Topic>) -> FC,
-        FC: Future<Output = Result<(), Failure>>,
+        FC: Future<Output = Result<usize, Failure>>,
     {
         let mut samples = Samples {
             raw: Vec::new(),
@@ -456,39 +458,40 @@ impl Bench {
             };
             let timed = async {
                 let mut spent = [Duration::ZERO; 2];
+                let mut moved = [0; 2];
                 let mut done = 0;
-                let mut turn = 0;
-                while done < count {
-                    let n = TURN.min(count - done);
-                    for side in Side::order(turn) {
+                let mut turns = 0;
+                while done < ops {
+                    let n = turn.min(ops - done);
+                    for side in Side::order(turns) {
                         if !runs(side) {
                             continue;
                         }
                         let started = Instant::now();
                         for _ in 0..n {
-                            match side {
+                            moved[side.index()] += match side {
                                 Side::Raw => raw(raw_topic.clone()).await?,
                                 Side::Component => component(component_topic.clone()).await?,
-                            }
+                            };
                         }
                         spent[side.index()] += started.elapsed();
                     }
                     done += n;
-                    turn += 1;
+                    turns += 1;
                 }
-                Ok::<_, Failure>(spent)
+                Ok::<_, Failure>((moved, spent))
             }
             .await;
             self.remove(&raw_topic).await;
             self.remove(&component_topic).await;
-            let spent = timed?;
-            if runs(Side::Raw) {
-                samples.raw.push(rate(count, spent[Side::Raw.index()]));
-            }
-            if runs(Side::Component) {
-                samples
-                    .component
-                    .push(rate(count, spent[Side::Component.index()]));
+            let (moved, spent) = timed?;
+            for (side, rates) in [
+                (Side::Raw, &mut samples.raw),
+                (Side::Component, &mut samples.component),
+            ] {
+                if runs(side) {
+                    rates.push(rate(moved[side.index()], spent[side.index()]));
+                }
             }
         }
         Ok(samples)
@@ -501,20 +504,24 @@ impl Bench {
         let mut sent = 0;
         while sent < count {
             let n = BATCH.min(count - sent);
-            let mut acks = Vec::with_capacity(n);
-            for _ in 0..n {
-                acks.push(
-                    self.js
-                        .publish(subject.to_string(), payload.clone())
-                        .await?,
-                );
-            }
-            for ack in
-                futures::future::join_all(acks.into_iter().map(IntoFuture::into_future)).await
-            {
-                ack?;
-            }
+            self.raw_batch(subject, &payload, n).await?;
             sent += n;
+        }
+        Ok(())
+    }
+
+    /// Publishes `n` messages with async-nats, every one sent before any PubAck is awaited.
+    async fn raw_batch(&self, subject: &str, payload: &Bytes, n: usize) -> Result<(), Failure> {
+        let mut acks = Vec::with_capacity(n);
+        for _ in 0..n {
+            acks.push(
+                self.js
+                    .publish(subject.to_string(), payload.clone())
+                    .await?,
+            );
+        }
+        for ack in futures::future::join_all(acks.into_iter().map(IntoFuture::into_future)).await {
+            ack?;
         }
         Ok(())
     }
@@ -619,19 +626,19 @@ async fn scenario_publish_awaited(b: &Bench) -> Result<(), Failure> {
         .in_turns(
             "1 publish-awaited",
             "s1",
-            count,
+            (count, TURN),
             |topic| {
                 let payload = payload.clone();
                 async move {
                     b.js.publish(topic.subject.clone(), payload).await?.await?;
-                    Ok(())
+                    Ok(1)
                 }
             },
             |topic| {
                 let payload = payload.to_vec();
                 async move {
                     b.publisher.publish(&topic.subject, payload).await?;
-                    Ok(())
+                    Ok(1)
                 }
             },
         )
@@ -655,13 +662,13 @@ async fn scenario_entry_floor(b: &Bench, payload: &Bytes) -> Result<(), Failure>
         b.js.publish(topic.subject.clone(), payload.clone())
             .await?
             .await?;
-        Ok(())
+        Ok(1)
     };
     let samples = b
         .in_turns(
             "1 entry-floor",
             "s1f",
-            count,
+            (count, TURN),
             raw_publish,
             |topic| async move {
                 b.publisher.features().await?;
@@ -670,7 +677,7 @@ async fn scenario_entry_floor(b: &Bench, payload: &Bytes) -> Result<(), Failure>
         )
         .await?;
     b.out.line(&format!(
-        "\n1f the floor of S1: a raw publish, alone and after one call to the component's `features` ({count} messages per side and round)"
+        "\n1f the floor of S1: a raw publish, alone and after one call to the component's `features` ({count} messages per side and round, in turns of {TURN})"
     ));
     throughput_lines(b, &samples, "msg/s");
     ratio_line(b, "S1f entry-floor", &samples, f64::NAN);
@@ -741,55 +748,49 @@ where
 // Scenario 2 ------------------------------------------------------------------------
 
 async fn scenario_publish_pipelined(b: &Bench) -> Result<(), Failure> {
-    let count = b.sizes.publish_pipelined;
+    let batches = (b.sizes.publish_pipelined / BATCH).max(1);
+    let count = batches * BATCH;
     let payload = Bytes::from(vec![b'x'; PAYLOAD]);
     let samples = b
-        .alternate(
+        .in_turns(
             "2 publish-pipelined",
-            || {
-                b.on_topic("s2", |topic| async move {
-                    let started = Instant::now();
-                    b.fill(&topic.subject, count).await?;
-                    Ok(rate(count, started.elapsed()))
-                })
+            "s2",
+            (batches, BATCHES_PER_TURN),
+            |topic| {
+                let payload = payload.clone();
+                async move {
+                    b.raw_batch(&topic.subject, &payload, BATCH).await?;
+                    Ok(BATCH)
+                }
             },
-            || {
-                b.on_topic("s2", |topic| {
-                    let payload = payload.clone();
-                    async move {
-                        let started = Instant::now();
-                        let mut sent = 0;
-                        while sent < count {
-                            let n = BATCH.min(count - sent);
-                            let entries = (sent..sent + n)
-                                .map(|i| BulkEntry {
-                                    entry_id: i.to_string(),
-                                    data: payload.to_vec(),
-                                    ..Default::default()
-                                })
-                                .collect();
-                            let results = b
-                                .publisher
-                                .bulk_publish(&topic.subject, entries, Vec::new())
-                                .await?;
-                            for result in results {
-                                if let Err(err) = result.outcome {
-                                    return Err(Failure::Failed(format!(
-                                        "bulk entry {}: {err}",
-                                        result.entry_id
-                                    )));
-                                }
-                            }
-                            sent += n;
+            |topic| {
+                let entries = (0..BATCH)
+                    .map(|i| BulkEntry {
+                        entry_id: i.to_string(),
+                        data: payload.to_vec(),
+                        ..Default::default()
+                    })
+                    .collect();
+                async move {
+                    let results = b
+                        .publisher
+                        .bulk_publish(&topic.subject, entries, Vec::new())
+                        .await?;
+                    for result in results {
+                        if let Err(err) = result.outcome {
+                            return Err(Failure::Failed(format!(
+                                "bulk entry {}: {err}",
+                                result.entry_id
+                            )));
                         }
-                        Ok(rate(count, started.elapsed()))
                     }
-                })
+                    Ok(BATCH)
+                }
             },
         )
         .await?;
     b.out.line(&format!(
-        "\n2  publish pipelined ({PAYLOAD} B, {count} messages per run, batches of {BATCH}: bulk_publish / {BATCH} acks in flight)"
+        "\n2  publish pipelined ({PAYLOAD} B, {count} messages per side and round in batches of {BATCH}: bulk_publish / {BATCH} acks in flight; in turns of {BATCHES_PER_TURN} batches)"
     ));
     throughput_lines(b, &samples, "msg/s");
     ratio_line(b, "S2 publish-pipelined", &samples, 0.85);
