@@ -7,7 +7,7 @@ use std::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_jetstream-pubsub");
 
 /// The scenario names as the bench prints them on its `ratio` lines.
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "S1 publish-awaited",
     "S1f entry-floor",
     "S1c publish-concurrent",
