@@ -2,7 +2,7 @@
 //! every scenario. Only the exit code and the report's shape are checked, never a
 //! timing: figures depend on the machine, and a debug build's are meaningless anyway.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_jetstream-pubsub");
 
@@ -18,13 +18,18 @@ const SCENARIOS: [&str; 8] = [
     "S6 sandbox",
 ];
 
-/// Runs a short bench with `extra` arguments; its report, once it has exited successfully.
-fn quick_bench(extra: &[&str]) -> String {
-    let output = Command::new(BIN)
+/// Runs a short bench with `extra` arguments; its process id and report, once it has
+/// exited successfully.
+fn quick_bench(extra: &[&str]) -> (u32, String) {
+    let child = Command::new(BIN)
         .args(["bench", "--quick", "--rounds", "1", "--scale", "0.2"])
         .args(extra)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("the jetstream-pubsub binary runs");
+    let pid = child.id();
+    let output = child.wait_with_output().expect("the bench's output");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -32,17 +37,22 @@ fn quick_bench(extra: &[&str]) -> String {
         "bench failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
+    (pid, stdout)
+}
+
+/// Whether the report has `scenario`'s ratio line.
+fn has_ratio_line(stdout: &str, scenario: &str) -> bool {
     stdout
+        .lines()
+        .any(|line| line.starts_with(scenario) && line.contains(" ratio "))
 }
 
 #[test]
 fn quick_bench_reports_a_ratio_for_every_scenario() {
-    let stdout = quick_bench(&[]);
+    let (_, stdout) = quick_bench(&[]);
     for scenario in SCENARIOS {
         assert!(
-            stdout
-                .lines()
-                .any(|line| line.starts_with(scenario) && line.contains(" ratio ")),
+            has_ratio_line(&stdout, scenario),
             "no ratio line for {scenario}:\n{stdout}"
         );
     }
@@ -52,7 +62,7 @@ fn quick_bench_reports_a_ratio_for_every_scenario() {
 /// other side's are not, and no ratio is claimed from one side.
 #[test]
 fn one_side_only_prints_that_side_and_no_ratio() {
-    let stdout = quick_bench(&["--only", "1,3", "--side", "raw"]);
+    let (_, stdout) = quick_bench(&["--only", "1,3", "--side", "raw"]);
     let lines: Vec<&str> = stdout.lines().map(str::trim_start).collect();
     assert!(
         lines.iter().filter(|line| line.starts_with("raw ")).count() >= 3,
@@ -71,4 +81,27 @@ fn one_side_only_prints_that_side_and_no_ratio() {
         );
     }
     assert!(!stdout.contains("NaN"), "no NaN figures:\n{stdout}");
+}
+
+/// `--valgrind --perf-map`, for profilers: the bench runs on the small-pool runtime, and the
+/// perf map the process wrote names the component's functions, so a profile of the JIT
+/// code can be read.
+#[test]
+fn profiling_runtime_runs_and_maps_the_components_functions() {
+    let (pid, stdout) = quick_bench(&["--only", "1", "--valgrind", "--perf-map"]);
+    let map = std::path::PathBuf::from(format!("/tmp/perf-{pid}.map"));
+    let written = std::fs::read_to_string(&map);
+    let _ = std::fs::remove_file(&map);
+    assert!(
+        has_ratio_line(&stdout, "S1 publish-awaited"),
+        "no S1 ratio line:\n{stdout}"
+    );
+    let written = written.unwrap_or_else(|err| panic!("{}: {err}", map.display()));
+    assert!(
+        written
+            .lines()
+            .any(|line| line.contains("wasm[0]::function[")),
+        "no function of the component in {}",
+        map.display()
+    );
 }

@@ -31,5 +31,7 @@ pub use pubsub::{
     BulkEntry, BulkEntryResult, ConnectionSettings, ConsumerSummary, Metadata, PubSub, PublishAck,
     PublishRequest, Subscription,
 };
+#[doc(hidden)]
+pub use runtime::Profiling;
 pub use runtime::{EMBEDDED_COMPONENT, Runtime, RuntimeBuilder};
 pub use sandbox::SandboxLimits;

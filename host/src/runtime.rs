@@ -31,6 +31,22 @@ pub struct Runtime {
 pub struct RuntimeBuilder {
     component: ComponentSource,
     limits: SandboxLimits,
+    profiling: Profiling,
+}
+
+/// What a profiler needs of the runtime; for `jetstream-pubsub bench`, hidden because an
+/// embedder has no use for it in production.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Profiling {
+    /// A runtime valgrind can run: the pool reserves 8 TB of address space for its
+    /// 1,024 instances, which valgrind cannot map. This one holds 16 instances with
+    /// 256 MiB memory reservations, so its compiled code checks bounds explicitly: count
+    /// instructions with it, do not time it.
+    pub valgrind: bool,
+    /// Writes `/tmp/perf-PID.map`, so `perf` and callgrind can name the component's
+    /// functions (by their Rust names, for a component built with its name section).
+    pub perf_map: bool,
 }
 
 enum ComponentSource {
@@ -52,6 +68,13 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Sets up the runtime for a profiler (see [`Profiling`]).
+    #[doc(hidden)]
+    pub fn profiling(mut self, profiling: Profiling) -> Self {
+        self.profiling = profiling;
+        self
+    }
+
     /// Sets the sandbox limits of every instance.
     pub fn limits(mut self, limits: SandboxLimits) -> Self {
         self.limits = limits;
@@ -67,12 +90,23 @@ impl RuntimeBuilder {
         // Pooling: instances, memories and the fibers async calls run on come from
         // pre-reserved slots. On demand, every call into an instance would map and unmap
         // a fresh fiber stack (measured: ~15% of an awaited publish).
+        let instances = if self.profiling.valgrind {
+            config
+                .memory_reservation(VALGRIND_MEMORY_RESERVATION)
+                .memory_guard_size(VALGRIND_MEMORY_GUARD);
+            VALGRIND_MAX_INSTANCES
+        } else {
+            MAX_INSTANCES
+        };
+        if self.profiling.perf_map {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(MAX_INSTANCES)
-            .total_core_instances(MAX_INSTANCES * 8)
-            .total_memories(MAX_INSTANCES * 2)
-            .total_tables(MAX_INSTANCES * 8)
-            .total_stacks(MAX_INSTANCES)
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 8)
+            .total_memories(instances * 2)
+            .total_tables(instances * 8)
+            .total_stacks(instances)
             .max_memory_size(self.limits.memory_bytes);
         config.allocation_strategy(pool);
         let engine = Engine::new(&config).map_err(|err| Error::Load(format!("{err:#}")))?;
@@ -121,6 +155,11 @@ impl Instance {
 /// Live instances one runtime can hold: the publisher and a thousand subscriptions.
 const MAX_INSTANCES: u32 = 1_024;
 
+/// The pool of a runtime for valgrind ([`Profiling::valgrind`]): small enough to map.
+const VALGRIND_MAX_INSTANCES: u32 = 16;
+const VALGRIND_MEMORY_RESERVATION: u64 = 1 << 28;
+const VALGRIND_MEMORY_GUARD: u64 = 1 << 16;
+
 /// How often the engine's epoch advances: the granularity of the CPU budget.
 const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
@@ -147,6 +186,7 @@ impl Runtime {
         RuntimeBuilder {
             component: ComponentSource::Embedded,
             limits: SandboxLimits::default(),
+            profiling: Profiling::default(),
         }
     }
 

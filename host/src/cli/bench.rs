@@ -19,7 +19,8 @@ use clap::{Args, ValueEnum};
 use futures::StreamExt as _;
 use jetstream_pubsub_host::nats_server::ServerOptions;
 use jetstream_pubsub_host::{
-    AppStatus, BulkEntry, EMBEDDED_COMPONENT, Message, Metadata, PubSub, Runtime, Subscription,
+    AppStatus, BulkEntry, EMBEDDED_COMPONENT, Message, Metadata, Profiling, PubSub, Runtime,
+    Subscription,
 };
 use tokio::sync::Notify;
 
@@ -63,6 +64,13 @@ pub(crate) struct BenchArgs {
     /// count what that side costs; no ratio can be given then.
     #[arg(long, value_enum)]
     side: Option<Side>,
+    /// A runtime valgrind can run (16 instances, small memory reservations): for counting
+    /// instructions with `valgrind --tool=callgrind`, not for timing.
+    #[arg(long)]
+    valgrind: bool,
+    /// Writes /tmp/perf-PID.map, so perf and callgrind name the component's functions.
+    #[arg(long)]
+    perf_map: bool,
 }
 
 /// How much work each scenario does per run.
@@ -226,6 +234,10 @@ async fn bench(args: &BenchArgs, url: &str, out: Output) -> Result<(), Failure> 
     let compile_started = Instant::now();
     let runtime = Runtime::builder()
         .component_bytes(wasm.clone())
+        .profiling(Profiling {
+            valgrind: args.valgrind,
+            perf_map: args.perf_map,
+        })
         .build()
         .map_err(|err| Failure::Usage(err.to_string()))?;
     let first_compile = compile_started.elapsed();
