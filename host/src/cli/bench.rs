@@ -655,11 +655,15 @@ async fn scenario_publish_awaited(b: &Bench) -> Result<(), Failure> {
             },
         )
         .await?;
-    b.out.line(&format!(
-        "\n1  publish, one awaited PubAck at a time ({PAYLOAD} B, {count} messages per side and round, in turns of {TURN})"
-    ));
-    throughput_lines(b, &samples, "msg/s");
-    ratio_line(b, "S1 publish-awaited", &samples, 0.95);
+    throughput_report(
+        b,
+        &format!(
+            "1  publish, one awaited PubAck at a time ({PAYLOAD} B, {count} messages per side and round, in turns of {TURN})"
+        ),
+        "S1 publish-awaited",
+        &samples,
+        0.95,
+    );
     scenario_entry_floor(b, &payload).await?;
     scenario_publish_concurrent(b, &payload).await
 }
@@ -688,11 +692,15 @@ async fn scenario_entry_floor(b: &Bench, payload: &Bytes) -> Result<(), Failure>
             },
         )
         .await?;
-    b.out.line(&format!(
-        "\n1f the floor of S1: a raw publish, alone and after one call to the component's `features` ({count} messages per side and round, in turns of {TURN})"
-    ));
-    throughput_lines(b, &samples, "msg/s");
-    ratio_line(b, "S1f entry-floor", &samples, f64::NAN);
+    throughput_report(
+        b,
+        &format!(
+            "1f the floor of S1: a raw publish, alone and after one call to the component's `features` ({count} messages per side and round, in turns of {TURN})"
+        ),
+        "S1f entry-floor",
+        &samples,
+        f64::NAN,
+    );
     Ok(())
 }
 
@@ -729,11 +737,15 @@ async fn scenario_publish_concurrent(b: &Bench, payload: &Bytes) -> Result<(), F
             },
         )
         .await?;
-    b.out.line(&format!(
-        "\n1c publish, {CONCURRENT_CALLERS} callers at once, each awaiting its PubAck ({PAYLOAD} B, {count} messages per run)"
-    ));
-    throughput_lines(b, &samples, "msg/s");
-    ratio_line(b, "S1c publish-concurrent", &samples, f64::NAN);
+    throughput_report(
+        b,
+        &format!(
+            "1c publish, {CONCURRENT_CALLERS} callers at once, each awaiting its PubAck ({PAYLOAD} B, {count} messages per run)"
+        ),
+        "S1c publish-concurrent",
+        &samples,
+        f64::NAN,
+    );
     Ok(())
 }
 
@@ -801,11 +813,15 @@ async fn scenario_publish_pipelined(b: &Bench) -> Result<(), Failure> {
             },
         )
         .await?;
-    b.out.line(&format!(
-        "\n2  publish pipelined ({PAYLOAD} B, {count} messages per side and round in batches of {BATCH}: bulk_publish / {BATCH} acks in flight; in turns of {BATCHES_PER_TURN} batches)"
-    ));
-    throughput_lines(b, &samples, "msg/s");
-    ratio_line(b, "S2 publish-pipelined", &samples, 0.85);
+    throughput_report(
+        b,
+        &format!(
+            "2  publish pipelined ({PAYLOAD} B, {count} messages per side and round in batches of {BATCH}: bulk_publish / {BATCH} acks in flight; in turns of {BATCHES_PER_TURN} batches)"
+        ),
+        "S2 publish-pipelined",
+        &samples,
+        0.85,
+    );
     Ok(())
 }
 
@@ -852,11 +868,15 @@ async fn scenario_consume_single(b: &Bench) -> Result<(), Failure> {
             },
         )
         .await?;
-    b.out.line(&format!(
-        "\n3  consume, explicit ack, single mode, no-op handler ({count} messages per run; first to last delivery)"
-    ));
-    throughput_lines(b, &samples, "msg/s");
-    ratio_line(b, "S3 consume-single", &samples, 0.85);
+    throughput_report(
+        b,
+        &format!(
+            "3  consume, explicit ack, single mode, no-op handler ({count} messages per run; first to last delivery)"
+        ),
+        "S3 consume-single",
+        &samples,
+        0.85,
+    );
     Ok(())
 }
 
@@ -1404,6 +1424,13 @@ fn figure(value: f64) -> String {
     } else {
         grouped
     }
+}
+
+/// A throughput scenario's report: its heading, each side's rates, its ratio line.
+fn throughput_report(b: &Bench, heading: &str, name: &str, samples: &Samples<f64>, target: f64) {
+    b.out.line(&format!("\n{heading}"));
+    throughput_lines(b, samples, "msg/s");
+    ratio_line(b, name, samples, target);
 }
 
 fn throughput_lines(b: &Bench, samples: &Samples<f64>, unit: &str) {
