@@ -460,43 +460,38 @@ impl Bench {
         for round in 0..self.rounds {
             self.out
                 .progress(&format!("{label}: round {}/{}", round + 1, self.rounds));
-            let raw_topic = Arc::new(self.topic(tag).await?);
-            let component_topic = match self.topic(tag).await {
-                Ok(topic) => Arc::new(topic),
-                Err(err) => {
-                    self.remove(&raw_topic).await;
-                    return Err(err);
-                }
-            };
-            let timed = async {
-                let mut spent = [Duration::ZERO; 2];
-                let mut moved = [0; 2];
-                let mut done = 0;
-                let mut turns = 0;
-                while done < ops {
-                    let n = turn.min(ops - done);
-                    for side in Side::order(turns) {
-                        if !runs(side) {
-                            continue;
+            let (raw, component) = (&mut raw, &mut component);
+            let (moved, spent) = self
+                .on_topic(tag, |raw_topic| {
+                    self.on_topic(tag, move |component_topic| async move {
+                        let mut spent = [Duration::ZERO; 2];
+                        let mut moved = [0; 2];
+                        let mut done = 0;
+                        let mut turns = 0;
+                        while done < ops {
+                            let n = turn.min(ops - done);
+                            for side in Side::order(turns) {
+                                if !runs(side) {
+                                    continue;
+                                }
+                                let started = Instant::now();
+                                for _ in 0..n {
+                                    moved[side.index()] += match side {
+                                        Side::Raw => raw(raw_topic.clone()).await?,
+                                        Side::Component => {
+                                            component(component_topic.clone()).await?
+                                        }
+                                    };
+                                }
+                                spent[side.index()] += started.elapsed();
+                            }
+                            done += n;
+                            turns += 1;
                         }
-                        let started = Instant::now();
-                        for _ in 0..n {
-                            moved[side.index()] += match side {
-                                Side::Raw => raw(raw_topic.clone()).await?,
-                                Side::Component => component(component_topic.clone()).await?,
-                            };
-                        }
-                        spent[side.index()] += started.elapsed();
-                    }
-                    done += n;
-                    turns += 1;
-                }
-                Ok::<_, Failure>((moved, spent))
-            }
-            .await;
-            self.remove(&raw_topic).await;
-            self.remove(&component_topic).await;
-            let (moved, spent) = timed?;
+                        Ok((moved, spent))
+                    })
+                })
+                .await?;
             for (side, rates) in [
                 (Side::Raw, &mut samples.raw),
                 (Side::Component, &mut samples.component),
@@ -519,6 +514,15 @@ impl Bench {
             self.raw_batch(subject, &payload, n).await?;
             sent += n;
         }
+        Ok(())
+    }
+
+    /// Publishes one message with async-nats and awaits its PubAck.
+    async fn raw_publish(&self, subject: &str, payload: &Bytes) -> Result<(), Failure> {
+        self.js
+            .publish(subject.to_string(), payload.clone())
+            .await?
+            .await?;
         Ok(())
     }
 
@@ -640,9 +644,9 @@ async fn scenario_publish_awaited(b: &Bench) -> Result<(), Failure> {
             "s1",
             (count, TURN),
             |topic| {
-                let payload = payload.clone();
+                let payload = &payload;
                 async move {
-                    b.js.publish(topic.subject.clone(), payload).await?.await?;
+                    b.raw_publish(&topic.subject, payload).await?;
                     Ok(1)
                 }
             },
@@ -675,9 +679,7 @@ async fn scenario_publish_awaited(b: &Bench) -> Result<(), Failure> {
 async fn scenario_entry_floor(b: &Bench, payload: &Bytes) -> Result<(), Failure> {
     let count = b.sizes.publish_awaited;
     let raw_publish = |topic: Arc<Topic>| async move {
-        b.js.publish(topic.subject.clone(), payload.clone())
-            .await?
-            .await?;
+        b.raw_publish(&topic.subject, payload).await?;
         Ok(1)
     };
     let samples = b
@@ -715,13 +717,7 @@ async fn scenario_publish_concurrent(b: &Bench, payload: &Bytes) -> Result<(), F
             "1 publish-concurrent",
             || {
                 b.on_topic("s1c", |topic| async move {
-                    callers_at_once(per_caller, || async {
-                        b.js.publish(topic.subject.clone(), payload.clone())
-                            .await?
-                            .await?;
-                        Ok(())
-                    })
-                    .await
+                    callers_at_once(per_caller, || b.raw_publish(&topic.subject, payload)).await
                 })
             },
             || {
