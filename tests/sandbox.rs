@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use jetstream_pubsub_host::{AppStatus, Message, Runtime, SandboxLimits};
+use jetstream_pubsub_host::{AppStatus, BulkEntry, Message, Runtime, SandboxLimits};
 use support::Recorder;
 use support::stand_in::{self, StandIn};
 
@@ -343,6 +343,69 @@ async fn a_component_cannot_pile_up_pending_acks() {
             .unwrap_or_else(|err| panic!("publish {n} after the hoard: {err}"));
     }
     assert_eq!(stream.info().await.unwrap().state.messages, 28);
+    runtime.shutdown().await;
+}
+
+/// A bulk publish larger than the host's batch limit is refused entry by entry, naming the
+/// limit, and nothing of it is stored; a batch at the limit goes through, and its pending
+/// acks, awaited by the host after the call, do not count against the next batch.
+#[tokio::test]
+async fn a_bulk_publish_over_the_batch_limit_fails_entry_by_entry() {
+    let server = support::server();
+    support::stream(&server, "BATCH", &["batch"]).await;
+    let runtime = Runtime::builder()
+        .limits(SandboxLimits::new().max_batch(4))
+        .build()
+        .unwrap();
+    let md = support::metadata(&[("natsURL", &server.url())]);
+    let pubsub = runtime.pubsub(md).await.unwrap();
+    let entries = |count: usize| -> Vec<BulkEntry> {
+        (0..count)
+            .map(|n| BulkEntry {
+                entry_id: format!("e{n}"),
+                data: format!("m{n}").into_bytes(),
+                content_type: None,
+                metadata: Vec::new(),
+            })
+            .collect()
+    };
+
+    let results = pubsub
+        .bulk_publish("batch", entries(5), Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 5);
+    for result in &results {
+        let err = result.outcome.as_ref().unwrap_err();
+        assert!(
+            matches!(err, jetstream_pubsub_host::Error::Terminal(_)),
+            "{}: {err:?}",
+            result.entry_id
+        );
+        assert!(
+            err.to_string()
+                .contains("a batch of 5 messages exceeds the host limit of 4"),
+            "{err}"
+        );
+    }
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let mut stream = jetstream.get_stream("BATCH").await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 0);
+
+    for round in 0..2u64 {
+        let results = pubsub
+            .bulk_publish("batch", entries(4), Vec::new())
+            .await
+            .unwrap();
+        let sequences: Vec<u64> = results
+            .iter()
+            .map(|result| result.outcome.as_ref().unwrap().sequence)
+            .collect();
+        let first = round * 4 + 1;
+        assert_eq!(sequences, (first..first + 4).collect::<Vec<_>>());
+    }
+    assert_eq!(stream.info().await.unwrap().state.messages, 8);
     runtime.shutdown().await;
 }
 

@@ -20,10 +20,8 @@ wit_bindgen::generate!({
 use dapr::jetstream::app::{self, Answers, NewMessage};
 use dapr::jetstream::log::{Level, log};
 use dapr::jetstream::transport::{self, Connection, PendingAck, TransportError};
-use dapr::jetstream::types::{
-    BulkPublishRequest, Error, PublishAck, PublishRequest, SubscribeRequest,
-};
-use exports::dapr::jetstream::pubsub::Guest;
+use dapr::jetstream::types::{BulkPublishRequest, Error, PublishRequest, SubscribeRequest};
+use exports::dapr::jetstream::pubsub::{BulkSent, Guest};
 
 /// JetStream's error code for a stream that does not exist.
 const STREAM_NOT_FOUND: u16 = 10059;
@@ -144,7 +142,7 @@ impl Guest for Component {
         publish_error(&topic, &failure)
     }
 
-    fn bulk_publish(request: BulkPublishRequest) -> Result<Vec<Result<PublishAck, Error>>, Error> {
+    fn bulk_publish(request: BulkPublishRequest) -> Result<BulkSent, Error> {
         with_ready(|ready| {
             let BulkPublishRequest {
                 topic,
@@ -153,9 +151,9 @@ impl Guest for Component {
             } = request;
             // Entries that cannot become a message fail alone; the rest go out together.
             // Payloads move, they are not copied.
-            let mut refused = Vec::with_capacity(entries.len());
+            let mut refused = Vec::new();
             let mut sendable = Vec::with_capacity(entries.len());
-            for entry in entries {
+            for (index, entry) in (0u32..).zip(entries) {
                 let merged;
                 let metadata = if shared.is_empty() {
                     &entry.metadata
@@ -164,29 +162,12 @@ impl Guest for Component {
                     &merged
                 };
                 match batch_entry(entry.data, entry.content_type.as_deref(), metadata) {
-                    Ok(message) => {
-                        sendable.push(message);
-                        refused.push(None);
-                    }
-                    Err(err) => refused.push(Some(err)),
+                    Ok(message) => sendable.push(message),
+                    Err(err) => refused.push((index, err)),
                 }
             }
-            let mut acks = ready
-                .connection
-                .publish_batch(&topic, &sendable)
-                .into_iter();
-            Ok(refused
-                .into_iter()
-                .map(|refusal| match refusal {
-                    Some(err) => Err(err),
-                    None => match acks.next() {
-                        Some(ack) => ack.map(pub_ack).map_err(|err| publish_error(&topic, &err)),
-                        None => Err(Error::Retriable(
-                            "the host returned fewer results than messages".into(),
-                        )),
-                    },
-                })
-                .collect())
+            let sent = ready.connection.send_batch(&topic, &sendable);
+            Ok(BulkSent { sent, refused })
         })
     }
 
@@ -677,14 +658,6 @@ fn hoard_pending_acks(connection: &Connection, message: &transport::OutboundMess
             Ok(pending) => std::mem::forget(pending),
             Err(refusal) => return publish_error(&message.subject, &refusal),
         }
-    }
-}
-
-fn pub_ack(ack: transport::PubAck) -> PublishAck {
-    PublishAck {
-        stream: ack.stream,
-        sequence: ack.sequence,
-        duplicate: ack.duplicate,
     }
 }
 

@@ -8,6 +8,7 @@ wasmtime::component::bindgen!({
     with: {
         "dapr:jetstream/transport.connection": crate::transport::ConnectionHandle,
         "dapr:jetstream/transport.pending-ack": crate::transport::PendingAck,
+        "dapr:jetstream/transport.pending-batch": crate::transport::PendingBatch,
         "dapr:jetstream/transport.subscription": crate::transport::SubscriptionHandle,
     },
 });

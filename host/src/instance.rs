@@ -10,7 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::app::Handler;
 use crate::bindings::types;
 use crate::sandbox::{CpuMeter, HostTime, SandboxLimits};
-use crate::transport::{ClientPool, Handover, PendingAck, TransportError};
+use crate::transport::{ClientPool, Handover, PendingAck, PendingBatch, TransportError};
 
 /// What every instance of one runtime shares: the NATS clients and the limits.
 pub(crate) struct Shared {
@@ -27,9 +27,10 @@ pub(crate) struct InstanceState {
     handler: Arc<dyn Handler>,
     stop: watch::Receiver<bool>,
     pub(crate) meter: CpuMeter,
-    /// Sent messages whose pending ack is still in the table: the host takes each out
-    /// after the call, but a component could keep sending without handing them back.
-    pending_acks: u32,
+    /// Sent messages whose pending acks (alone or in a batch) are still in the table: the
+    /// host takes them out after the call, but a component could keep sending without
+    /// handing them back.
+    pending_acks: usize,
     /// A subscription instance's place to leave its subscriber if it is lost, for the
     /// instance that replaces it (`None`: nothing replaces this instance).
     handover: Option<Handover>,
@@ -80,12 +81,14 @@ impl InstanceState {
         self.meter.in_host()
     }
 
-    /// Refuses a send while the instance holds as many pending acks as its batch limit.
-    pub(crate) fn check_pending_acks(&self) -> Result<(), TransportError> {
+    /// Refuses to send `adding` messages that would leave the instance holding more
+    /// pending acks than its batch limit.
+    pub(crate) fn check_pending_acks(&self, adding: usize) -> Result<(), TransportError> {
         let limit = self.sandbox().max_batch;
-        if self.pending_acks >= limit {
+        if self.pending_acks + adding > limit as usize {
+            let held = self.pending_acks;
             return Err(TransportError::Refused(format!(
-                "the component holds {limit} pending acks, the host limit: hand them back before sending more"
+                "the component holds {held} pending acks and the host limit is {limit}: hand them back before sending {adding} more"
             )));
         }
         Ok(())
@@ -100,8 +103,18 @@ impl InstanceState {
         Ok(resource)
     }
 
+    pub(crate) fn push_pending_batch(
+        &mut self,
+        batch: PendingBatch,
+    ) -> wasmtime::Result<Resource<PendingBatch>> {
+        let count = batch.len();
+        let resource = self.table.push(batch)?;
+        self.pending_acks += count;
+        Ok(resource)
+    }
+
     /// Pending acks the component holds: after a call, ones it never handed back.
-    pub(crate) fn pending_acks(&self) -> u32 {
+    pub(crate) fn pending_acks(&self) -> usize {
         self.pending_acks
     }
 
@@ -113,6 +126,16 @@ impl InstanceState {
         let pending = self.table.delete(pending)?;
         self.pending_acks = self.pending_acks.saturating_sub(1);
         Ok(pending)
+    }
+
+    /// Takes a pending batch out of the table, to await it or to forget it.
+    pub(crate) fn take_pending_batch(
+        &mut self,
+        batch: Resource<PendingBatch>,
+    ) -> wasmtime::Result<PendingBatch> {
+        let batch = self.table.delete(batch)?;
+        self.pending_acks = self.pending_acks.saturating_sub(batch.len());
+        Ok(batch)
     }
 
     pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {

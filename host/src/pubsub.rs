@@ -25,7 +25,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
 use crate::app::{Handler, no_subscriber};
-use crate::bindings::{transport, types};
+use crate::bindings::{pubsub, transport, types};
 use crate::error::Error;
 use crate::runtime::{Instance, Runtime};
 use crate::transport::{FailedPublish, Handover};
@@ -44,8 +44,8 @@ pub struct PublishAck {
     pub duplicate: bool,
 }
 
-impl From<types::PublishAck> for PublishAck {
-    fn from(ack: types::PublishAck) -> Self {
+impl From<async_nats::jetstream::publish::PublishAck> for PublishAck {
+    fn from(ack: async_nats::jetstream::publish::PublishAck) -> Self {
         Self {
             stream: ack.stream,
             sequence: ack.sequence,
@@ -282,6 +282,33 @@ struct Live {
     finished: watch::Receiver<bool>,
 }
 
+/// The refusals of a bulk publish of `entries` entries, placed by entry, checked against
+/// the `sent` messages: every entry is either refused or sent, in order.
+fn refusals_by_entry(
+    entries: usize,
+    sent: usize,
+    refused: Vec<(u32, types::Error)>,
+) -> Result<Vec<Option<types::Error>>, Error> {
+    if sent + refused.len() != entries {
+        return Err(Error::Trap(format!(
+            "the component sent {sent} messages and refused {} entries of a bulk publish of {entries}",
+            refused.len()
+        )));
+    }
+    let mut by_entry: Vec<Option<types::Error>> = (0..entries).map(|_| None).collect();
+    for (index, refusal) in refused {
+        match by_entry.get_mut(index as usize) {
+            Some(slot @ None) => *slot = Some(refusal),
+            _ => {
+                return Err(Error::Trap(format!(
+                    "the component refused entry {index} of a bulk publish of {entries} twice, or one that does not exist"
+                )));
+            }
+        }
+    }
+    Ok(by_entry)
+}
+
 /// Records a trap on the publisher, so the next call replaces the instance.
 fn note_trap<T>(publisher: &mut Publisher, result: wasmtime::Result<T>) -> Result<T, Error> {
     result.map_err(|trap| {
@@ -355,11 +382,7 @@ impl PubSub {
         };
         // The instance is free again while the PubAck travels: other publishes go ahead.
         match pending.outcome().await {
-            Ok(ack) => Ok(PublishAck {
-                stream: ack.stream,
-                sequence: ack.sequence,
-                duplicate: ack.duplicate,
-            }),
+            Ok(ack) => Ok(ack.into()),
             Err(failed) => Err(self.publish_failure(failed).await),
         }
     }
@@ -411,25 +434,41 @@ impl PubSub {
             entries,
             metadata,
         };
-        let mut publisher = self.publisher().await?;
-        let (api, store) = publisher.instance.call();
-        let result = api.call_bulk_publish(store, &request).await;
-        let outcomes = note_trap(&mut publisher, result)??;
-        if outcomes.len() != entry_ids.len() {
-            return Err(Error::Trap(format!(
-                "the component returned {} outcomes for {} bulk entries",
-                outcomes.len(),
-                entry_ids.len()
-            )));
+        let (sent, refused) = {
+            let mut publisher = self.publisher().await?;
+            let (api, store) = publisher.instance.call();
+            let result = api.call_bulk_publish(store, &request).await;
+            let taken = match note_trap(&mut publisher, result)? {
+                Ok(pubsub::BulkSent { sent, refused }) => publisher
+                    .instance
+                    .store
+                    .data_mut()
+                    .take_pending_batch(sent)
+                    .map(|sent| Ok((sent, refused))),
+                Err(err) => Ok(Err(err)),
+            };
+            publisher.replace_if_keeping_pending_acks();
+            note_trap(&mut publisher, taken)??
+        };
+        let refused = refusals_by_entry(entry_ids.len(), sent.len(), refused)?;
+        // The instance is free again while the PubAcks travel.
+        let mut acks = sent.outcomes().await.into_iter();
+        let mut results = Vec::with_capacity(entry_ids.len());
+        for (entry_id, refusal) in entry_ids.into_iter().zip(refused) {
+            let outcome = match refusal {
+                Some(refusal) => Err(refusal.into()),
+                None => match acks.next() {
+                    Some(Ok(ack)) => Ok(ack.into()),
+                    Some(Err(failed)) => Err(self.publish_failure(failed).await),
+                    // refusals_by_entry checked that every entry not refused was sent.
+                    None => Err(Error::Trap(
+                        "the component sent fewer messages than entries".into(),
+                    )),
+                },
+            };
+            results.push(BulkEntryResult { entry_id, outcome });
         }
-        Ok(entry_ids
-            .into_iter()
-            .zip(outcomes)
-            .map(|(entry_id, outcome)| BulkEntryResult {
-                entry_id,
-                outcome: outcome.map(PublishAck::from).map_err(Error::from),
-            })
-            .collect())
+        Ok(results)
     }
 
     /// The connection settings of this component's metadata.
@@ -664,6 +703,53 @@ impl Subscription {
         match self.task.await {
             Ok(result) => result,
             Err(join) => Err(Error::Trap(format!("the subscription task failed: {join}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(text: &str) -> types::Error {
+        types::Error::InvalidMetadata(text.to_string())
+    }
+
+    #[test]
+    fn refusals_are_placed_by_entry_between_the_sent_messages() {
+        let placed =
+            refusals_by_entry(4, 2, vec![(1, refusal("second")), (3, refusal("fourth"))]).unwrap();
+        let texts: Vec<_> = placed
+            .iter()
+            .map(|slot| match slot {
+                Some(types::Error::InvalidMetadata(text)) => Some(text.as_str()),
+                Some(other) => panic!("unexpected {other:?}"),
+                None => None,
+            })
+            .collect();
+        assert_eq!(texts, vec![None, Some("second"), None, Some("fourth")]);
+        assert!(refusals_by_entry(0, 0, Vec::new()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_component_that_loses_or_invents_entries_is_caught() {
+        let err = refusals_by_entry(3, 1, vec![(0, refusal("x"))]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            Error::Trap(
+                "the component sent 1 messages and refused 1 entries of a bulk publish of 3".into()
+            )
+            .to_string()
+        );
+        for refused in [
+            vec![(0, refusal("x")), (0, refusal("again"))],
+            vec![(0, refusal("x")), (2, refusal("beyond"))],
+        ] {
+            let err = refusals_by_entry(2, 0, refused).unwrap_err();
+            assert!(
+                matches!(&err, Error::Trap(text) if text.contains("twice, or one that does not exist")),
+                "{err:?}"
+            );
         }
     }
 }

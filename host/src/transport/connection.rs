@@ -9,9 +9,9 @@ use wasmtime::component::Resource;
 use super::connect::{SharedClient, redacted_servers};
 use super::convert;
 use super::error::{api_error, from_consumer_error, from_publish_error};
-use super::{PendingAck, SubscriptionHandle, TransportError};
+use super::{FailedPublish, PendingAck, PendingBatch, SubscriptionHandle, TransportError};
 use crate::bindings::transport::{
-    self, BatchEntry, ConnectOptions, ConsumerConfig, ConsumerInfo, OutboundMessage, PubAck,
+    self, BatchEntry, ConnectOptions, ConsumerConfig, ConsumerInfo, OutboundMessage,
 };
 use crate::instance::InstanceState;
 
@@ -56,7 +56,7 @@ impl transport::HostConnection for InstanceState {
         message: OutboundMessage,
     ) -> wasmtime::Result<Result<Resource<PendingAck>, TransportError>> {
         let _host = self.host_time();
-        if let Err(refusal) = self.check_pending_acks() {
+        if let Err(refusal) = self.check_pending_acks(1) {
             return Ok(Err(refusal));
         }
         let connection = self.table.get(&this)?;
@@ -79,55 +79,61 @@ impl transport::HostConnection for InstanceState {
         }
     }
 
-    async fn publish_batch(
+    async fn send_batch(
         &mut self,
         this: Resource<ConnectionHandle>,
         subject: String,
         messages: Vec<BatchEntry>,
-    ) -> wasmtime::Result<Vec<Result<PubAck, TransportError>>> {
+    ) -> wasmtime::Result<Resource<PendingBatch>> {
         let _host = self.host_time();
-        let connection = self.table.get(&this)?;
-        if messages.len() > self.sandbox().max_batch as usize {
-            let refusal = TransportError::Refused(format!(
+        let failed = |error: TransportError| FailedPublish {
+            subject: subject.clone(),
+            error,
+        };
+        let refusal = if messages.len() > self.sandbox().max_batch as usize {
+            Some(TransportError::Refused(format!(
                 "a batch of {} messages exceeds the host limit of {}",
                 messages.len(),
                 self.sandbox().max_batch
-            ));
-            return Ok(vec![Err(refusal); messages.len()]);
-        }
-        if let Err(refusal) = self.sandbox().check_publish(&subject) {
-            return Ok(vec![Err(refusal); messages.len()]);
-        }
-        // One subject for the batch, shared (reference-counted) by every message.
-        let shared_subject = async_nats::Subject::from(subject.as_str());
-        // Queue every message first, then wait for the acknowledgements together: one
-        // round trip for the batch instead of one per message.
-        let mut pending = Vec::with_capacity(messages.len());
-        for message in messages {
-            match convert::publish_entry(message) {
-                Ok(publish) => match connection
-                    .jetstream
-                    .send_publish(shared_subject.clone(), publish)
-                    .await
-                {
-                    Ok(future) => pending.push(Ok(future)),
-                    Err(err) => pending.push(Err(from_publish_error(&subject, err))),
-                },
-                Err(err) => pending.push(Err(err)),
+            )))
+        } else {
+            self.check_pending_acks(messages.len())
+                .and_then(|()| self.sandbox().check_publish(&subject))
+                .err()
+        };
+        let sent = match refusal {
+            Some(refusal) => messages
+                .iter()
+                .map(|_| Err(failed(refusal.clone())))
+                .collect(),
+            None => {
+                let connection = self.table.get(&this)?;
+                // One subject for the batch, shared (reference-counted) by every message.
+                let shared_subject = async_nats::Subject::from(subject.as_str());
+                let mut sent = Vec::with_capacity(messages.len());
+                for message in messages {
+                    let publish = match convert::publish_entry(message) {
+                        Ok(publish) => publish,
+                        Err(err) => {
+                            sent.push(Err(failed(err)));
+                            continue;
+                        }
+                    };
+                    sent.push(
+                        match connection
+                            .jetstream
+                            .send_publish(shared_subject.clone(), publish)
+                            .await
+                        {
+                            Ok(ack) => Ok(PendingAck::new(ack, shared_subject.clone())),
+                            Err(err) => Err(failed(from_publish_error(&subject, err))),
+                        },
+                    );
+                }
+                sent
             }
-        }
-        let subject = subject.as_str();
-        let acks = futures::future::join_all(pending.into_iter().map(|entry| async move {
-            match entry {
-                Ok(future) => future
-                    .await
-                    .map(convert::pub_ack)
-                    .map_err(|err| from_publish_error(subject, err)),
-                Err(err) => Err(err),
-            }
-        }))
-        .await;
-        Ok(acks)
+        };
+        self.push_pending_batch(PendingBatch::new(sent))
     }
 
     async fn stream_by_subject(

@@ -9,7 +9,6 @@ use async_nats::jetstream::{self, consumer};
 use super::TransportError;
 use crate::bindings::transport::{
     AckPolicy, BatchEntry, ConsumerConfig, ConsumerInfo, DeliverPolicy, Headers, OutboundMessage,
-    PubAck,
 };
 
 /// A WIT outbound message as an async-nats publish, validated (header names and values
@@ -64,14 +63,6 @@ pub(crate) fn headers_to_wit(headers: Option<&async_nats::HeaderMap>) -> Headers
         }
     }
     pairs
-}
-
-pub(crate) fn pub_ack(ack: jetstream::publish::PublishAck) -> PubAck {
-    PubAck {
-        stream: ack.stream,
-        sequence: ack.sequence,
-        duplicate: ack.duplicate,
-    }
 }
 
 fn nanos(duration: Duration) -> u64 {

@@ -21,7 +21,7 @@ pub use connection::ConnectionHandle;
 pub(crate) use error::TransportError;
 pub(crate) use handover::Handover;
 pub(crate) use pending_ack::FailedPublish;
-pub use pending_ack::PendingAck;
+pub use pending_ack::{PendingAck, PendingBatch};
 pub(crate) use subscription::Answerer;
 pub use subscription::SubscriptionHandle;
 
