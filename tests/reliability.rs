@@ -901,3 +901,59 @@ async fn non_utf8_header_values_from_a_raw_publisher() {
     subscription.stop().await.expect("stopped cleanly");
     runtime.shutdown().await;
 }
+
+/// A publish that finds no room on the connection is neither lost nor holds the component
+/// up: with the server frozen (SIGSTOP), more publishes are made than async-nats lets wait
+/// for their PubAcks at once (5,000), so the later sends find no free slot and wait on tasks
+/// of their own. Once the server resumes, every publish is acknowledged and every message
+/// stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_that_find_no_room_on_the_connection_wait_for_it() {
+    const PUBLISHES: usize = 6_000;
+    let server = support::server();
+    support::stream(&server, "FULL", &["full"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let pubsub = Arc::new(pubsub);
+    let pid = server.pid().expect("the test's server runs").to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, pid.as_str()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {name} {pid}");
+    };
+
+    signal("-STOP");
+    let publishes: Vec<_> = (0..PUBLISHES)
+        .map(|n| {
+            let pubsub = pubsub.clone();
+            tokio::spawn(async move {
+                pubsub
+                    .publish("full", format!("message {n}").into_bytes())
+                    .await
+            })
+        })
+        .collect();
+    // Time for every publish to pass through the component (1.5 s here in a debug build),
+    // well inside the 5 s the first ones wait for their PubAcks.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    signal("-CONT");
+
+    let mut failed = Vec::new();
+    for publish in publishes {
+        if let Err(err) = publish.await.expect("the publish task ends") {
+            failed.push(err.to_string());
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {PUBLISHES} publishes failed, first: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert_eq!(
+        stream_messages(&server.url(), "FULL").await,
+        PUBLISHES as u64
+    );
+    runtime.shutdown().await;
+}

@@ -1,6 +1,7 @@
 //! `transport.connection`: publishing, stream lookup and consumer management on one
 //! (shared) async-nats client.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -18,7 +19,8 @@ use crate::instance::InstanceState;
 /// Host state behind a `connection` resource.
 pub struct ConnectionHandle {
     shared: SharedClient,
-    jetstream: jetstream::Context,
+    /// Shared, so a send that must wait for room can finish on a task of its own.
+    jetstream: Arc<jetstream::Context>,
 }
 
 impl ConnectionHandle {
@@ -45,12 +47,13 @@ impl transport::HostConnection for InstanceState {
         jetstream.set_timeout(Duration::from_millis(u64::from(
             options.request_timeout_ms.max(1),
         )));
-        Ok(Ok(self
-            .table
-            .push(ConnectionHandle { shared, jetstream })?))
+        Ok(Ok(self.table.push(ConnectionHandle {
+            shared,
+            jetstream: Arc::new(jetstream),
+        })?))
     }
 
-    async fn send(
+    fn send(
         &mut self,
         this: Resource<ConnectionHandle>,
         message: OutboundMessage,
@@ -69,12 +72,8 @@ impl transport::HostConnection for InstanceState {
         };
         // Converted once: the PendingAck keeps a reference-counted handle, not a copy.
         let subject = async_nats::Subject::from(subject);
-        match connection
-            .jetstream
-            .send_publish(subject.clone(), publish)
-            .await
-        {
-            Ok(ack) => Ok(Ok(self.push_pending_ack(PendingAck::new(ack, subject))?)),
+        match PendingAck::send(connection.jetstream.clone(), subject.clone(), publish) {
+            Ok(pending) => Ok(Ok(self.push_pending_ack(pending)?)),
             Err(err) => Ok(Err(from_publish_error(&subject, err))),
         }
     }

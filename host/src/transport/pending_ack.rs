@@ -6,7 +6,13 @@
 //! the work of returning through the component would sit between the PubAck's arrival and
 //! the caller. Sent first and awaited outside, the round trip holds nothing.
 
-use async_nats::jetstream::context::PublishAckFuture;
+use std::future::Future as _;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use async_nats::jetstream::context::{Context, PublishAckFuture, PublishError};
+use async_nats::jetstream::message::PublishMessage;
+use tokio::task::JoinHandle;
 use wasmtime::component::Resource;
 
 use super::TransportError;
@@ -16,24 +22,72 @@ use crate::instance::InstanceState;
 
 /// Host state behind a `pending-ack` resource.
 pub struct PendingAck {
-    ack: PublishAckFuture,
+    sent: Sent,
     subject: async_nats::Subject,
+}
+
+/// How far a message has got.
+enum Sent {
+    /// Queued on the connection, its PubAck to come.
+    Queued(PublishAckFuture),
+    /// Waiting on a task of its own for room on the connection (async-nats's in-flight
+    /// slots or its command queue were full), so it goes out even if the pending ack is
+    /// never awaited.
+    Waiting(JoinHandle<Result<PublishAckFuture, PublishError>>),
 }
 
 impl PendingAck {
     pub(crate) fn new(ack: PublishAckFuture, subject: async_nats::Subject) -> Self {
-        Self { ack, subject }
+        Self {
+            sent: Sent::Queued(ack),
+            subject,
+        }
+    }
+
+    /// Sends without waiting, for the synchronous `send` import: nearly always the
+    /// message is queued at the first try; when async-nats has no room for it yet, it
+    /// waits on a task of its own. Must run inside the tokio runtime.
+    pub(crate) fn send(
+        jetstream: Arc<Context>,
+        subject: async_nats::Subject,
+        publish: PublishMessage,
+    ) -> Result<Self, PublishError> {
+        let shared = subject.clone();
+        let mut sending = Box::pin(async move { jetstream.send_publish(shared, publish).await });
+        let sent = match sending
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(std::task::Waker::noop()))
+        {
+            Poll::Ready(queued) => Sent::Queued(queued?),
+            Poll::Pending => Sent::Waiting(tokio::spawn(sending)),
+        };
+        Ok(Self { sent, subject })
     }
 
     /// Waits for the stream's answer; a failure comes with the subject it names.
     pub(crate) async fn outcome(
         self,
     ) -> Result<async_nats::jetstream::publish::PublishAck, FailedPublish> {
-        let Self { ack, subject } = self;
-        ack.await.map_err(|err| FailedPublish {
+        let Self { sent, subject } = self;
+        let failed = |err| FailedPublish {
             error: from_publish_error(&subject, err),
             subject: subject.to_string(),
-        })
+        };
+        let ack = match sent {
+            Sent::Queued(ack) => ack,
+            Sent::Waiting(sending) => match sending.await {
+                Ok(queued) => queued.map_err(failed)?,
+                Err(join) => {
+                    return Err(FailedPublish {
+                        error: TransportError::Other(format!(
+                            "sending to {subject} did not finish: {join}"
+                        )),
+                        subject: subject.to_string(),
+                    });
+                }
+            },
+        };
+        ack.await.map_err(failed)
     }
 }
 
