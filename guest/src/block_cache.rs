@@ -12,8 +12,9 @@
 //! Blocks of a class are always obtained from the inner allocator with the class's full
 //! size, so any request of the class fits in any of them, and a block that leaves the
 //! cache goes back with the layout it came with. A list holds at most [`MAX_CACHED`]
-//! blocks; beyond that frees go straight through, so the cache keeps at most ~74 KiB of
-//! dlmalloc chunks that dlmalloc would otherwise have kept in its own free lists. When the
+//! blocks, as many as one batch can free at once; beyond that frees go straight through,
+//! so the cache keeps at most ~0.5 MiB of dlmalloc chunks that dlmalloc would otherwise
+//! have kept in its own free lists (a component's memory never shrinks either way). When the
 //! inner allocator fails (the host's memory cap), the cache first gives every cached block
 //! back and tries once more; if that fails too, the null is passed on.
 //!
@@ -31,8 +32,11 @@ const CLASS_SIZES: [usize; 6] = [8, 16, 32, 64, 128, 256];
 /// alignment up to 8 (its `MIN_ALIGN`) that does not exceed the size, which every class
 /// layout meets. Requests aligned more strictly go straight through.
 const CLASS_ALIGN: usize = 8;
-/// Freed blocks a class keeps at most.
-const MAX_CACHED: usize = 128;
+/// Freed blocks a class keeps at most: the host's largest batch (`max_batch`, 1,024
+/// deliveries or bulk entries), so a batch's blocks all come back for the next one. With
+/// 128, a bulk publish of 256 entries sent half its payload blocks through dlmalloc
+/// (counted with callgrind, docs/benchmarks.md).
+const MAX_CACHED: usize = 1_024;
 
 // A freed block holds the next one's address, and `class_of` computes the class as
 // `ilog2(size - 1) - 2`: both hold only for pointer-sized, pointer-aligned powers of two
