@@ -13,7 +13,7 @@ use crate::bindings::transport::TransportError;
 pub struct SandboxLimits {
     /// Linear memory one instance may grow to, in bytes. Default 64 MiB.
     pub memory_bytes: usize,
-    /// Most messages one `next-batch` or `publish-batch` call may carry, and most sent
+    /// Most messages one `next-batch` or `send-batch` call may carry, and most sent
     /// messages whose pending ack an instance may hold. Default 1024.
     pub max_batch: u32,
     /// Time the component may compute in one call, not counting the time it waits on
