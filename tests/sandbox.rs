@@ -370,11 +370,35 @@ async fn a_bulk_publish_over_the_batch_limit_fails_entry_by_entry() {
             .collect()
     };
 
-    let results = pubsub
-        .bulk_publish("batch", entries(5), Vec::new())
+    // Five messages to send (over the limit of four) and one entry the component refuses
+    // itself: that one keeps its own error, the others fail with the host's refusal.
+    let mut over = entries(5);
+    over.insert(
+        2,
+        BulkEntry {
+            entry_id: "bad-header".into(),
+            data: b"x".to_vec(),
+            content_type: None,
+            metadata: support::metadata(&[("no spaces allowed", "v")]),
+        },
+    );
+    let mut results = pubsub
+        .bulk_publish("batch", over, Vec::new())
         .await
         .unwrap();
-    assert_eq!(results.len(), 5);
+    assert_eq!(results.len(), 6);
+    let bad = results.remove(2);
+    assert_eq!(bad.entry_id, "bad-header");
+    assert!(
+        matches!(
+            bad.outcome,
+            Err(jetstream_pubsub_host::Error::InvalidMetadata(_))
+        ),
+        "{:?}",
+        bad.outcome
+    );
+    let ids: Vec<_> = results.iter().map(|r| r.entry_id.as_str()).collect();
+    assert_eq!(ids, ["e0", "e1", "e2", "e3", "e4"]);
     for result in &results {
         let err = result.outcome.as_ref().unwrap_err();
         assert!(

@@ -152,7 +152,8 @@ impl Guest for Component {
             // Entries that cannot become a message fail alone; the rest go out together.
             // Payloads move, they are not copied.
             let mut refused = Vec::new();
-            let mut sendable = Vec::with_capacity(entries.len());
+            let count = entries.len();
+            let mut sendable = Vec::with_capacity(count);
             for (index, entry) in (0u32..).zip(entries) {
                 let merged;
                 let metadata = if shared.is_empty() {
@@ -166,7 +167,19 @@ impl Guest for Component {
                     Err(err) => refused.push((index, err)),
                 }
             }
-            let sent = ready.connection.send_batch(&topic, &sendable);
+            let sent = if sendable.is_empty() {
+                None
+            } else {
+                match ready.connection.send_batch(&topic, &sendable) {
+                    Ok(sent) => Some(sent),
+                    // The host sent nothing: every entry that was to go out fails alike.
+                    Err(refusal) => {
+                        let err = publish_error(&topic, &refusal);
+                        refused = refused_all(count, refused, &err);
+                        None
+                    }
+                }
+            };
             Ok(BulkSent { sent, refused })
         })
     }
@@ -791,6 +804,19 @@ fn connect_error(err: &TransportError) -> Error {
 
 /// A publish failure: retriable unless the request itself is at fault (the reference
 /// classifies every broker error as retriable, components-contrib#4395).
+/// The refusals of a bulk publish of `count` entries whose batch the host refused: the
+/// entries refused already keep their own error, every other one gets `err`.
+fn refused_all(count: usize, refused: Vec<(u32, Error)>, err: &Error) -> Vec<(u32, Error)> {
+    let mut own = refused.into_iter().peekable();
+    (0u32..)
+        .take(count)
+        .map(|index| match own.next_if(|(at, _)| *at == index) {
+            Some(entry) => entry,
+            None => (index, err.clone()),
+        })
+        .collect()
+}
+
 fn publish_error(topic: &str, err: &TransportError) -> Error {
     match err {
         // Also what a cluster answers while the stream's leader is being elected.

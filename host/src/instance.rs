@@ -27,9 +27,9 @@ pub(crate) struct InstanceState {
     handler: Arc<dyn Handler>,
     stop: watch::Receiver<bool>,
     pub(crate) meter: CpuMeter,
-    /// Sent messages whose pending acks (alone or in a batch) are still in the table: the
-    /// host takes them out after the call, but a component could keep sending without
-    /// handing them back.
+    /// Pending acks still in the table, alone or in batches (a batch counts its messages,
+    /// and at least one): the host takes them out after the call, but a component could
+    /// keep sending without handing them back.
     pending_acks: usize,
     /// A subscription instance's place to leave its subscriber if it is lost, for the
     /// instance that replaces it (`None`: nothing replaces this instance).
@@ -85,7 +85,7 @@ impl InstanceState {
     /// pending acks than its batch limit.
     pub(crate) fn check_pending_acks(&self, adding: usize) -> Result<(), TransportError> {
         let limit = self.sandbox().max_batch;
-        if self.pending_acks + adding > limit as usize {
+        if self.pending_acks.saturating_add(adding) > limit as usize {
             let held = self.pending_acks;
             return Err(TransportError::Refused(format!(
                 "the component holds {held} pending acks and the host limit is {limit}: hand them back before sending {adding} more"
@@ -107,9 +107,9 @@ impl InstanceState {
         &mut self,
         batch: PendingBatch,
     ) -> wasmtime::Result<Resource<PendingBatch>> {
-        let count = batch.len();
+        let weight = batch.weight();
         let resource = self.table.push(batch)?;
-        self.pending_acks += count;
+        self.pending_acks += weight;
         Ok(resource)
     }
 
@@ -134,7 +134,7 @@ impl InstanceState {
         batch: Resource<PendingBatch>,
     ) -> wasmtime::Result<PendingBatch> {
         let batch = self.table.delete(batch)?;
-        self.pending_acks = self.pending_acks.saturating_sub(batch.len());
+        self.pending_acks = self.pending_acks.saturating_sub(batch.weight());
         Ok(batch)
     }
 

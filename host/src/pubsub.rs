@@ -28,7 +28,7 @@ use crate::app::{Handler, no_subscriber};
 use crate::bindings::{pubsub, transport, types};
 use crate::error::Error;
 use crate::runtime::{Instance, Runtime};
-use crate::transport::{FailedPublish, Handover};
+use crate::transport::{FailedPublish, Handover, PendingBatch};
 
 /// Component metadata: the `spec.metadata` name/value pairs of a Dapr Component.
 pub type Metadata = Vec<(String, String)>;
@@ -392,6 +392,11 @@ impl PubSub {
     /// the failure is reported as retriable with the host's text, rather than replaced by
     /// that other error: the message may or may not have been stored.
     async fn publish_failure(&self, failed: FailedPublish) -> Error {
+        self.publish_verdict(failed).await.into()
+    }
+
+    /// The component's verdict on a failed publish, or the host's retriable fallback.
+    async fn publish_verdict(&self, failed: FailedPublish) -> types::Error {
         let FailedPublish { subject, error } = failed;
         let verdict = async {
             let mut publisher = self.publisher().await?;
@@ -401,11 +406,11 @@ impl PubSub {
         }
         .await;
         match verdict {
-            Ok(verdict) => verdict.into(),
+            Ok(verdict) => verdict,
             Err(err) => {
                 let failure = crate::transport::describe(&error);
                 tracing::warn!(error = %err, failure = %failure, "the component gave no verdict on a failed publish; reported as retriable");
-                Error::Retriable(failure)
+                types::Error::Retriable(failure)
             }
         }
     }
@@ -439,27 +444,53 @@ impl PubSub {
             let (api, store) = publisher.instance.call();
             let result = api.call_bulk_publish(store, &request).await;
             let taken = match note_trap(&mut publisher, result)? {
-                Ok(pubsub::BulkSent { sent, refused }) => publisher
-                    .instance
-                    .store
-                    .data_mut()
-                    .take_pending_batch(sent)
-                    .map(|sent| Ok((sent, refused))),
+                Ok(pubsub::BulkSent { sent, refused }) => match sent {
+                    Some(sent) => publisher
+                        .instance
+                        .store
+                        .data_mut()
+                        .take_pending_batch(sent)
+                        .map(|sent| Ok((Some(sent), refused))),
+                    None => Ok(Ok((None, refused))),
+                },
                 Err(err) => Ok(Err(err)),
             };
             publisher.replace_if_keeping_pending_acks();
-            note_trap(&mut publisher, taken)??
+            let (sent, refused) = note_trap(&mut publisher, taken)??;
+            let sent_count = sent.as_ref().map_or(0, PendingBatch::len);
+            // A component that loses or invents entries is replaced like one that trapped.
+            // What it did send may have been stored; the caller learns that the bulk failed.
+            let refused = refusals_by_entry(entry_ids.len(), sent_count, refused)
+                .inspect_err(|_| publisher.poisoned = true)?;
+            (sent, refused)
         };
-        let refused = refusals_by_entry(entry_ids.len(), sent.len(), refused)?;
         // The instance is free again while the PubAcks travel.
-        let mut acks = sent.outcomes().await.into_iter();
+        let mut acks = match sent {
+            Some(sent) => sent.outcomes().await,
+            None => Vec::new(),
+        }
+        .into_iter();
+        // One verdict per distinct failure: a batch that failed as a whole (the stream
+        // gone, the server away) costs one call into the component, not one per entry.
+        let mut verdicts: Vec<(String, types::Error)> = Vec::new();
         let mut results = Vec::with_capacity(entry_ids.len());
         for (entry_id, refusal) in entry_ids.into_iter().zip(refused) {
             let outcome = match refusal {
                 Some(refusal) => Err(refusal.into()),
                 None => match acks.next() {
                     Some(Ok(ack)) => Ok(ack.into()),
-                    Some(Err(failed)) => Err(self.publish_failure(failed).await),
+                    Some(Err(failed)) => {
+                        let failure = crate::transport::describe(&failed.error);
+                        let verdict = match verdicts.iter().find(|(seen, _)| *seen == failure) {
+                            Some((_, verdict)) => verdict.clone(),
+                            None => {
+                                let verdict = self.publish_verdict(failed).await;
+                                verdicts.push((failure, verdict.clone()));
+                                verdict
+                            }
+                        };
+                        Err(verdict.into())
+                    }
                     // refusals_by_entry checked that every entry not refused was sent.
                     None => Err(Error::Trap(
                         "the component sent fewer messages than entries".into(),

@@ -85,56 +85,51 @@ impl transport::HostConnection for InstanceState {
         this: Resource<ConnectionHandle>,
         subject: String,
         messages: Vec<BatchEntry>,
-    ) -> wasmtime::Result<Resource<PendingBatch>> {
+    ) -> wasmtime::Result<Result<Resource<PendingBatch>, TransportError>> {
         let _host = self.host_time();
+        self.table.get(&this)?;
+        // A refused batch sends nothing and keeps nothing in the host.
+        if messages.len() > self.sandbox().max_batch as usize {
+            return Ok(Err(TransportError::Refused(format!(
+                "a batch of {} messages exceeds the host limit of {}",
+                messages.len(),
+                self.sandbox().max_batch
+            ))));
+        }
+        if let Err(refusal) = self
+            .check_pending_acks(PendingBatch::weight_of(messages.len()))
+            .and_then(|()| self.sandbox().check_publish(&subject))
+        {
+            return Ok(Err(refusal));
+        }
+        let connection = self.table.get(&this)?;
+        // One subject for the batch, shared (reference-counted) by every message.
+        let shared_subject = async_nats::Subject::from(subject.as_str());
         let failed = |error: TransportError| FailedPublish {
             subject: subject.clone(),
             error,
         };
-        let refusal = if messages.len() > self.sandbox().max_batch as usize {
-            Some(TransportError::Refused(format!(
-                "a batch of {} messages exceeds the host limit of {}",
-                messages.len(),
-                self.sandbox().max_batch
-            )))
-        } else {
-            self.check_pending_acks(messages.len())
-                .and_then(|()| self.sandbox().check_publish(&subject))
-                .err()
-        };
-        let sent = match refusal {
-            Some(refusal) => messages
-                .iter()
-                .map(|_| Err(failed(refusal.clone())))
-                .collect(),
-            None => {
-                let connection = self.table.get(&this)?;
-                // One subject for the batch, shared (reference-counted) by every message.
-                let shared_subject = async_nats::Subject::from(subject.as_str());
-                let mut sent = Vec::with_capacity(messages.len());
-                for message in messages {
-                    let publish = match convert::publish_entry(message) {
-                        Ok(publish) => publish,
-                        Err(err) => {
-                            sent.push(Err(failed(err)));
-                            continue;
-                        }
-                    };
-                    sent.push(
-                        match connection
-                            .jetstream
-                            .send_publish(shared_subject.clone(), publish)
-                            .await
-                        {
-                            Ok(ack) => Ok(PendingAck::new(ack, shared_subject.clone())),
-                            Err(err) => Err(failed(from_publish_error(&subject, err))),
-                        },
-                    );
+        let mut sent = Vec::with_capacity(messages.len());
+        for message in messages {
+            let publish = match convert::publish_entry(message) {
+                Ok(publish) => publish,
+                Err(err) => {
+                    sent.push(Err(failed(err)));
+                    continue;
                 }
-                sent
-            }
-        };
-        self.push_pending_batch(PendingBatch::new(sent))
+            };
+            sent.push(
+                match connection
+                    .jetstream
+                    .send_publish(shared_subject.clone(), publish)
+                    .await
+                {
+                    Ok(ack) => Ok(PendingAck::new(ack, shared_subject.clone())),
+                    Err(err) => Err(failed(from_publish_error(&subject, err))),
+                },
+            );
+        }
+        Ok(Ok(self.push_pending_batch(PendingBatch::new(sent))?))
     }
 
     async fn stream_by_subject(

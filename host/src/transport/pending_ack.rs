@@ -107,6 +107,17 @@ impl PendingBatch {
         self.messages.len()
     }
 
+    /// What a batch of `len` messages counts against the instance's pending-ack limit:
+    /// its messages, and at least one, so that empty batches cannot pile up either.
+    pub(crate) fn weight_of(len: usize) -> usize {
+        len.max(1)
+    }
+
+    /// What this batch counts against the pending-ack limit.
+    pub(crate) fn weight(&self) -> usize {
+        Self::weight_of(self.len())
+    }
+
     /// Waits for every PubAck together: one outcome per message, in order.
     pub(crate) async fn outcomes(
         self,
@@ -121,7 +132,8 @@ impl PendingBatch {
     }
 }
 
-/// A publish whose PubAck did not come: the component decides what it means.
+/// A publish whose PubAck did not come, or a message of a batch that could not be sent:
+/// the component decides what it means.
 pub(crate) struct FailedPublish {
     pub(crate) subject: String,
     pub(crate) error: TransportError,
