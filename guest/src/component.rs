@@ -802,8 +802,6 @@ fn connect_error(err: &TransportError) -> Error {
     }
 }
 
-/// A publish failure: retriable unless the request itself is at fault (the reference
-/// classifies every broker error as retriable, components-contrib#4395).
 /// The refusals of a bulk publish of `count` entries whose batch the host refused: the
 /// entries refused already keep their own error, every other one gets `err`.
 fn refused_all(count: usize, refused: Vec<(u32, Error)>, err: &Error) -> Vec<(u32, Error)> {
@@ -817,6 +815,8 @@ fn refused_all(count: usize, refused: Vec<(u32, Error)>, err: &Error) -> Vec<(u3
         .collect()
 }
 
+/// A publish failure: retriable unless the request itself is at fault (the reference
+/// classifies every broker error as retriable, components-contrib#4395).
 fn publish_error(topic: &str, err: &TransportError) -> Error {
     match err {
         // Also what a cluster answers while the stream's leader is being elected.

@@ -87,7 +87,7 @@ impl transport::HostConnection for InstanceState {
         messages: Vec<BatchEntry>,
     ) -> wasmtime::Result<Result<Resource<PendingBatch>, TransportError>> {
         let _host = self.host_time();
-        self.table.get(&this)?;
+        let connection = self.table.get(&this)?;
         // A refused batch sends nothing and keeps nothing in the host.
         if messages.len() > self.sandbox().max_batch as usize {
             return Ok(Err(TransportError::Refused(format!(
@@ -102,7 +102,6 @@ impl transport::HostConnection for InstanceState {
         {
             return Ok(Err(refusal));
         }
-        let connection = self.table.get(&this)?;
         // One subject for the batch, shared (reference-counted) by every message.
         let shared_subject = async_nats::Subject::from(subject.as_str());
         let failed = |error: TransportError| FailedPublish {

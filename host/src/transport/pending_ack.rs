@@ -69,25 +69,23 @@ impl PendingAck {
         self,
     ) -> Result<async_nats::jetstream::publish::PublishAck, FailedPublish> {
         let Self { sent, subject } = self;
-        let failed = |err| FailedPublish {
-            error: from_publish_error(&subject, err),
+        let failed = |error| FailedPublish {
+            error,
             subject: subject.to_string(),
         };
+        let publish_failed = |err| failed(from_publish_error(&subject, err));
         let ack = match sent {
             Sent::Queued(ack) => ack,
             Sent::Waiting(sending) => match sending.await {
-                Ok(queued) => queued.map_err(failed)?,
+                Ok(queued) => queued.map_err(publish_failed)?,
                 Err(join) => {
-                    return Err(FailedPublish {
-                        error: TransportError::Other(format!(
-                            "sending to {subject} did not finish: {join}"
-                        )),
-                        subject: subject.to_string(),
-                    });
+                    return Err(failed(TransportError::Other(format!(
+                        "sending to {subject} did not finish: {join}"
+                    ))));
                 }
             },
         };
-        ack.await.map_err(failed)
+        ack.await.map_err(publish_failed)
     }
 }
 
