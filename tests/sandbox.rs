@@ -8,9 +8,8 @@
 //! The misbehaving component is the real one built with the `fault-injection` feature:
 //! payloads starting with `fault:trap`, `fault:spin` or `fault:hog` make it trap, loop or
 //! allocate while it holds that message, a publish of `fault:hoard` makes it send
-//! without end, keeping every pending ack, a failed publish to a `fault.verdict`
-//! subject makes it trap while judging the failure, and a publish to `fault.publish-trap`
-//! or `fault.publish-spin` makes it trap or loop before it sends.
+//! without end, keeping every pending ack, and a failed publish to a `fault.verdict`
+//! subject makes it trap while judging the failure.
 
 mod support;
 
@@ -461,88 +460,5 @@ async fn a_trap_while_judging_a_failed_publish_still_reports_the_failure() {
 
     let ack = pubsub.publish("after", b"after".to_vec()).await.unwrap();
     assert_eq!((ack.stream.as_str(), ack.sequence), ("AFTER", 1));
-    runtime.shutdown().await;
-}
-
-/// The publisher serves publishes from inside one call it stays in. A trap in that call, a
-/// caller who gives up while the component spins on its request, and other calls between
-/// publishes (which stop the loop) all leave a publisher that publishes again.
-#[tokio::test]
-async fn the_resident_publisher_recovers_from_traps_runaway_loops_and_callers_who_give_up() {
-    let server = support::server();
-    support::stream(&server, "AFTER", &["after"]).await;
-    let budget = Duration::from_millis(300);
-    let runtime = faulty_runtime(SandboxLimits::new().cpu_per_call(budget));
-    let md = support::metadata(&[("natsURL", &server.url())]);
-    let pubsub = runtime.pubsub(md).await.unwrap();
-    let publish_after = async |what: &str, sequence: u64| {
-        let ack = pubsub
-            .publish("after", what.as_bytes().to_vec())
-            .await
-            .unwrap_or_else(|err| panic!("the publish {what}: {err}"));
-        assert_eq!(
-            (ack.stream.as_str(), ack.sequence),
-            ("AFTER", sequence),
-            "{what}"
-        );
-    };
-
-    publish_after("before any fault", 1).await;
-    let err = pubsub
-        .publish("fault.publish-trap", b"x".to_vec())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, jetstream_pubsub_host::Error::Trap(_)),
-        "{err:?}"
-    );
-    publish_after("after a trap", 2).await;
-
-    // The caller gives up; the component is still spinning on its request when the next
-    // publish comes, which waits for the CPU budget to stop it, then goes through.
-    let gave_up = tokio::time::timeout(
-        Duration::from_millis(50),
-        pubsub.publish("fault.publish-spin", b"x".to_vec()),
-    )
-    .await;
-    assert!(
-        gave_up.is_err(),
-        "the spinning publish returned: {gave_up:?}"
-    );
-    let started = Instant::now();
-    publish_after("after a caller gave up on a runaway publish", 3).await;
-    assert!(started.elapsed() < WAIT, "{:?}", started.elapsed());
-
-    // Other calls stop the loop; the next publish starts it again.
-    assert!(
-        pubsub
-            .features()
-            .await
-            .unwrap()
-            .contains(&"BULK_PUBSUB".to_string())
-    );
-    publish_after("after features", 4).await;
-    let bulk = pubsub
-        .bulk_publish(
-            "after",
-            vec![BulkEntry {
-                entry_id: "b".into(),
-                data: b"bulk".to_vec(),
-                content_type: None,
-                metadata: Vec::new(),
-            }],
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(bulk[0].outcome.as_ref().unwrap().sequence, 5, "{bulk:?}");
-    publish_after("after a bulk publish", 6).await;
-
-    pubsub.close().await.unwrap();
-    let err = pubsub
-        .publish("after", b"closed".to_vec())
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("closed"), "{err}");
     runtime.shutdown().await;
 }

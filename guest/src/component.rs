@@ -19,7 +19,6 @@ wit_bindgen::generate!({
 
 use dapr::jetstream::app::{self, Answers, NewMessage};
 use dapr::jetstream::log::{Level, log};
-use dapr::jetstream::publishes;
 use dapr::jetstream::transport::{self, Connection, PendingAck, TransportError};
 use dapr::jetstream::types::{BulkPublishRequest, Error, PublishRequest, SubscribeRequest};
 use exports::dapr::jetstream::pubsub::{BulkSent, Guest};
@@ -123,8 +122,6 @@ impl Guest for Component {
                 content_type,
                 metadata,
             } = request;
-            #[cfg(feature = "fault-injection")]
-            crate::fault::inject_on_publish(&topic);
             let message = outbound(topic, data, content_type.as_deref(), &metadata)?;
             #[cfg(feature = "fault-injection")]
             if message.payload.starts_with(b"fault:hoard") {
@@ -135,13 +132,6 @@ impl Guest for Component {
                 .send(&message)
                 .map_err(|err| publish_error(&message.subject, &err))
         })
-    }
-
-    fn serve_publishes() {
-        let mut answer = None;
-        while let Some(request) = publishes::next(answer.take()) {
-            answer = Some(Self::publish(request));
-        }
     }
 
     fn publish_failed(topic: String, failure: TransportError) -> Error {

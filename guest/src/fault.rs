@@ -3,8 +3,7 @@
 //! with a marker makes the component misbehave while it holds that message. (A publish of
 //! `fault:hoard` makes it send without end and keep every pending ack, and a failed
 //! publish to a `fault.verdict` subject makes it trap while judging the failure: both in
-//! `component.rs`, since they need the generated types.) A publish to `fault.publish-trap`
-//! or `fault.publish-spin` traps or loops before it sends anything.
+//! `component.rs`, since they need the generated types.)
 
 /// Misbehaves as the payload asks: `fault:trap` panics (a trap), `fault:spin` loops
 /// forever, `fault:hog` allocates until memory runs out.
@@ -24,15 +23,5 @@ pub fn inject(payload: &[u8]) {
             hoard.push(vec![1u8; 1 << 20]);
             std::hint::black_box(&hoard);
         }
-    }
-}
-
-/// Misbehaves as a publish's topic asks, before anything is sent: `fault.publish-trap`
-/// panics, `fault.publish-spin` loops forever.
-pub fn inject_on_publish(topic: &str) {
-    match topic {
-        "fault.publish-trap" => inject(b"fault:trap"),
-        "fault.publish-spin" => inject(b"fault:spin"),
-        _ => {}
     }
 }

@@ -19,5 +19,5 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub(crate) use dapr::jetstream::{app, log, publishes, transport, types};
+pub(crate) use dapr::jetstream::{app, log, transport, types};
 pub(crate) use exports::dapr::jetstream::pubsub;

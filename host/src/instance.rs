@@ -9,7 +9,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::app::Handler;
 use crate::bindings::types;
-use crate::publisher::Mailbox;
 use crate::sandbox::{CpuMeter, HostTime, SandboxLimits};
 use crate::transport::{ClientPool, Handover, PendingAck, PendingBatch, TransportError};
 
@@ -35,8 +34,6 @@ pub(crate) struct InstanceState {
     /// A subscription instance's place to leave its subscriber if it is lost, for the
     /// instance that replaces it (`None`: nothing replaces this instance).
     handover: Option<Handover>,
-    /// While the instance serves publishes, what passes between it and its callers.
-    pub(crate) serving: Option<Arc<std::sync::Mutex<Mailbox>>>,
 }
 
 impl InstanceState {
@@ -64,7 +61,6 @@ impl InstanceState {
             meter: CpuMeter::new(),
             pending_acks: 0,
             handover: None,
-            serving: None,
         }
     }
 

@@ -16,7 +16,6 @@ mod log;
 pub mod manifest;
 pub mod nats_server;
 pub mod provision;
-mod publisher;
 pub mod pubsub;
 mod runtime;
 mod sandbox;

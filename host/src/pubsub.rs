@@ -21,13 +21,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard, watch};
+use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
 use crate::app::{Handler, no_subscriber};
 use crate::bindings::{pubsub, transport, types};
 use crate::error::Error;
-use crate::publisher::{Publisher, PublisherSlot, note_trap};
 use crate::runtime::{Instance, Runtime};
 use crate::transport::{FailedPublish, Handover, PendingBatch};
 
@@ -202,7 +201,10 @@ impl Runtime {
         Ok(PubSub {
             runtime: self.clone(),
             metadata,
-            publisher: Mutex::new(PublisherSlot::new(instance)),
+            publisher: Mutex::new(Publisher {
+                instance,
+                poisoned: false,
+            }),
             live: std::sync::Mutex::default(),
         })
     }
@@ -242,11 +244,34 @@ impl Runtime {
     }
 }
 
+/// The instance that publishes. A trap poisons an instance ("cannot enter component
+/// instance"); the next call gets a fresh, re-initialised one.
+struct Publisher {
+    instance: Instance,
+    poisoned: bool,
+}
+
+impl Publisher {
+    /// A component that keeps pending acks instead of handing them back would, once it
+    /// holds the host's limit, have every later publish refused: its instance is replaced
+    /// on the next call instead, as after a trap.
+    fn replace_if_keeping_pending_acks(&mut self) {
+        let kept = self.instance.store.data().pending_acks();
+        if kept > 0 {
+            tracing::warn!(
+                kept,
+                "the component kept pending acks it never handed back; its instance will be replaced"
+            );
+            self.poisoned = true;
+        }
+    }
+}
+
 /// An initialised component: Dapr's `PubSub`.
 pub struct PubSub {
     runtime: Runtime,
     metadata: Metadata,
-    publisher: Mutex<PublisherSlot>,
+    publisher: Mutex<Publisher>,
     /// The subscriptions made from this component, so `close` can stop them all.
     live: std::sync::Mutex<Vec<Live>>,
 }
@@ -284,19 +309,19 @@ fn refusals_by_entry(
     Ok(by_entry)
 }
 
-impl PubSub {
-    /// The publisher instance, idle (no longer serving publishes), and replaced first if a
-    /// trap poisoned it.
-    async fn publisher(&self) -> Result<MappedMutexGuard<'_, Publisher>, Error> {
-        let mut slot = self.publisher.lock().await;
-        slot.stop_serving().await;
-        let mut publisher = MutexGuard::try_map(slot, PublisherSlot::idle)
-            .map_err(|_| Error::Trap("the publisher instance is gone".into()))?;
-        self.renew_if_poisoned(&mut publisher).await?;
-        Ok(publisher)
-    }
+/// Records a trap on the publisher, so the next call replaces the instance.
+fn note_trap<T>(publisher: &mut Publisher, result: wasmtime::Result<T>) -> Result<T, Error> {
+    result.map_err(|trap| {
+        publisher.poisoned = true;
+        tracing::error!(error = %format!("{trap:#}"), "the component trapped; its instance will be replaced");
+        Error::from(trap)
+    })
+}
 
-    async fn renew_if_poisoned(&self, publisher: &mut Publisher) -> Result<(), Error> {
+impl PubSub {
+    /// The publisher instance, replaced first if a trap poisoned it.
+    async fn publisher(&self) -> Result<tokio::sync::MutexGuard<'_, Publisher>, Error> {
+        let mut publisher = self.publisher.lock().await;
         if publisher.poisoned {
             publisher.instance = self
                 .runtime
@@ -304,7 +329,7 @@ impl PubSub {
                 .await?;
             publisher.poisoned = false;
         }
-        Ok(())
+        Ok(publisher)
     }
 
     /// Dapr feature names the component reports.
@@ -339,15 +364,21 @@ impl PubSub {
             content_type,
             metadata,
         };
-        // The publisher serves publishes from inside one call (see `publisher`): this
-        // resumes that call rather than entering the component afresh.
         let pending = {
-            let mut slot = self.publisher.lock().await;
-            slot.settle().await;
-            if let Some(publisher) = slot.idle() {
-                self.renew_if_poisoned(publisher).await?;
-            }
-            slot.publish(request).await??
+            let mut publisher = self.publisher().await?;
+            let (api, store) = publisher.instance.call();
+            let sent = api.call_publish(store, &request).await;
+            let taken = match note_trap(&mut publisher, sent)? {
+                Ok(pending) => publisher
+                    .instance
+                    .store
+                    .data_mut()
+                    .take_pending_ack(pending)
+                    .map(Ok),
+                Err(refused) => Ok(Err(refused)),
+            };
+            publisher.replace_if_keeping_pending_acks();
+            note_trap(&mut publisher, taken)??
         };
         // The instance is free again while the PubAck travels: other publishes go ahead.
         match pending.outcome().await {
