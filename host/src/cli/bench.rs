@@ -71,6 +71,18 @@ pub(crate) struct BenchArgs {
     /// Writes /tmp/perf-PID.map, so perf and callgrind name the component's functions.
     #[arg(long)]
     perf_map: bool,
+    /// Worker threads of the async runtime both sides run on (default: one per core, as
+    /// tokio's default). With one, a task never moves between cores, which the component
+    /// side feels more than raw (docs/benchmarks.md, "The runtime's workers").
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
+}
+
+impl BenchArgs {
+    /// The runtime's worker threads, when the command line sets them.
+    pub(crate) fn workers(&self) -> Option<usize> {
+        self.workers.map(usize::from)
+    }
 }
 
 /// How much work each scenario does per run.
@@ -350,6 +362,10 @@ impl Bench {
             } else {
                 ""
             }
+        ));
+        self.out.line(&format!(
+            "runtime   tokio multi-thread, workers: {}",
+            tokio::runtime::Handle::current().metrics().num_workers()
         ));
         self.out.line(&format!(
             "rounds    {} (raw and component alternate; medians, spread = (max - min) / median)",
