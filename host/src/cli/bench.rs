@@ -72,8 +72,8 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     perf_map: bool,
     /// Worker threads of the async runtime both sides run on (default: one per core, as
-    /// tokio's default). With one, a task never moves between cores, which the component
-    /// side feels more than raw (docs/benchmarks.md, "The runtime's workers").
+    /// tokio's default). The component side's awaited publishes are sensitive to it on a
+    /// machine shared with the server (docs/benchmarks.md, "The runtime's workers").
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
 }
