@@ -66,7 +66,9 @@ fn one_side_only_prints_that_side_and_no_ratio() {
     let (_, stdout) = quick_bench(&["--only", "1,3", "--side", "raw", "--workers", "1"]);
     let lines: Vec<&str> = stdout.lines().map(str::trim_start).collect();
     assert!(
-        lines.contains(&"runtime   tokio multi-thread, workers: 1"),
+        lines.contains(
+            &"runtime   tokio multi-thread, workers: 1 (the scenarios run on a spawned task)"
+        ),
         "the runtime named:\n{stdout}"
     );
     assert!(
