@@ -211,8 +211,8 @@ struct Topic {
 /// Runs the bench on a task of the runtime, as an embedder's request handlers run. Awaited
 /// in the runtime's `block_on` instead, the scenarios would run on the main thread, which
 /// is no worker: every wake-up between them and async-nats's connection task would cross
-/// threads, and raw S1 ran at half the speed there (6,500 against 13,900 msg/s, 28 Nov),
-/// a slower yardstick that hid half of what the component costs.
+/// threads, and raw S1 ran at two thirds of the speed there (9,700 against 14,400 msg/s,
+/// alternated, 28 Nov): a slower yardstick that hid part of what the component costs.
 pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
     tokio::spawn(run_on_a_worker(args))
         .await
