@@ -60,16 +60,16 @@ fn quick_bench_reports_a_ratio_for_every_scenario() {
 
 /// `--side` (for profilers) runs one implementation only: its figures are printed, the
 /// other side's are not, and no ratio is claimed from one side. `--workers` sets the
-/// runtime the report names.
+/// runtime the report names, and the scenarios run on one of its workers.
 #[test]
 fn one_side_only_prints_that_side_and_no_ratio() {
     let (_, stdout) = quick_bench(&["--only", "1,3", "--side", "raw", "--workers", "1"]);
     let lines: Vec<&str> = stdout.lines().map(str::trim_start).collect();
     assert!(
         lines.contains(
-            &"runtime   tokio multi-thread, workers: 1 (the scenarios run on a spawned task)"
+            &"runtime   tokio multi-thread, workers: 1; the scenarios run on thread tokio-rt-worker"
         ),
-        "the runtime named:\n{stdout}"
+        "the runtime named, the scenarios on one of its workers:\n{stdout}"
     );
     assert!(
         lines.iter().filter(|line| line.starts_with("raw ")).count() >= 3,

@@ -374,9 +374,11 @@ impl Bench {
                 ""
             }
         ));
+        // Read off the thread, not assumed: `block_on` would name the main thread here.
         self.out.line(&format!(
-            "runtime   tokio multi-thread, workers: {} (the scenarios run on a spawned task)",
-            tokio::runtime::Handle::current().metrics().num_workers()
+            "runtime   tokio multi-thread, workers: {}; the scenarios run on thread {}",
+            tokio::runtime::Handle::current().metrics().num_workers(),
+            std::thread::current().name().unwrap_or("(unnamed)")
         ));
         self.out.line(&format!(
             "rounds    {} (raw and component alternate; medians, spread = (max - min) / median)",
