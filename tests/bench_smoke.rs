@@ -7,9 +7,10 @@ use std::process::{Command, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_jetstream-pubsub");
 
 /// The scenario names as the bench prints them on its `ratio` lines.
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "S1 publish-awaited",
     "S1f entry-floor",
+    "S1s entry-floor-sync",
     "S1c publish-concurrent",
     "S2 publish-pipelined",
     "S3 consume-single",

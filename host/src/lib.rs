@@ -31,7 +31,7 @@ pub use pubsub::{
     BulkEntry, BulkEntryResult, ConnectionSettings, ConsumerSummary, Metadata, PubSub, PublishAck,
     PublishRequest, Subscription,
 };
-#[doc(hidden)]
-pub use runtime::Profiling;
 pub use runtime::{EMBEDDED_COMPONENT, Runtime, RuntimeBuilder};
+#[doc(hidden)]
+pub use runtime::{Profiling, SyncEntry};
 pub use sandbox::SandboxLimits;

@@ -137,6 +137,24 @@ impl RuntimeBuilder {
     }
 }
 
+/// The interface the component exports (`wit/pubsub.wit`), as its instance names it.
+const PUBSUB_EXPORT: &str = "dapr:jetstream/pubsub@0.1.0";
+
+/// See [`Runtime::bench_sync_entry`].
+#[doc(hidden)]
+pub struct SyncEntry {
+    store: Store<()>,
+    features: wasmtime::component::TypedFunc<(), (Vec<String>,)>,
+}
+
+impl SyncEntry {
+    /// Calls the component's `features` on the caller's stack.
+    pub fn features(&mut self) -> Result<Vec<String>, Error> {
+        let (features,) = self.features.call(&mut self.store, ())?;
+        Ok(features)
+    }
+}
+
 /// A live component instance and its store. Calls into it are serialised by `&mut`.
 pub(crate) struct Instance {
     pub(crate) store: Store<InstanceState>,
@@ -236,6 +254,35 @@ impl Runtime {
         self.instantiate(crate::app::no_subscriber(), stop)
             .await
             .map(drop)
+    }
+
+    /// An instance of the component called without a fiber, for `jetstream-pubsub bench`
+    /// (S1s): the floor of a design that entered the component synchronously. Hidden
+    /// because its imports all trap: an embedder cannot use it.
+    #[doc(hidden)]
+    pub fn bench_sync_entry(&self) -> Result<SyncEntry, Error> {
+        let load = |err: wasmtime::Error| Error::Load(format!("{err:#}"));
+        let component = self.pre.instance_pre().component();
+        // Wasmtime requires every call of a store to run on a fiber once the store holds an
+        // async import; linked with traps only, this one is called on the caller's stack.
+        let mut linker = Linker::<()>::new(&self.engine);
+        linker
+            .define_unknown_imports_as_traps(component)
+            .map_err(load)?;
+        let mut store = Store::new(&self.engine, ());
+        // The epoch ticks for the engine's other instances; this one has no CPU budget.
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = linker.instantiate(&mut store, component).map_err(load)?;
+        let pubsub = instance
+            .get_export_index(&mut store, None, PUBSUB_EXPORT)
+            .ok_or_else(|| Error::Load(format!("the component exports no {PUBSUB_EXPORT}")))?;
+        let features = instance
+            .get_export_index(&mut store, Some(&pubsub), "features")
+            .ok_or_else(|| Error::Load(format!("{PUBSUB_EXPORT} has no `features`")))?;
+        let features = instance
+            .get_typed_func(&mut store, features)
+            .map_err(load)?;
+        Ok(SyncEntry { store, features })
     }
 
     /// Compiles `wasm` ahead of time on this runtime's engine, then times loading the

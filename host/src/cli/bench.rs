@@ -704,35 +704,94 @@ async fn scenario_publish_awaited(b: &Bench) -> Result<(), Failure> {
 /// What entering the component costs by itself in scenario 1: the raw publish against the
 /// same raw publish preceded by a call to `features`, the component's smallest export (it
 /// takes nothing, touches no NATS and returns two short strings). No component that is
-/// called once per publish can do better than this ratio on the machine at hand.
+/// called once per publish can do better than this ratio on the machine at hand. S1s makes
+/// the same call on an instance linked without async imports, which wasmtime runs on the
+/// caller's stack instead of a fiber: the floor of a synchronous design, which would need
+/// a transport that never waits inside a call (docs/benchmarks.md).
 async fn scenario_entry_floor(b: &Bench, payload: &Bytes) -> Result<(), Failure> {
     let count = b.sizes.publish_awaited;
+    let synchronous = Mutex::new(b.runtime.bench_sync_entry()?);
     let raw_publish = |topic: Arc<Topic>| async move {
         b.raw_publish(&topic.subject, payload).await?;
         Ok(1)
     };
-    let samples = b
-        .in_turns(
-            "1 entry-floor",
-            "s1f",
-            (count, TURN),
-            raw_publish,
-            |topic| async move {
-                b.publisher.features().await?;
-                raw_publish(topic).await
-            },
-        )
-        .await?;
-    throughput_report(
-        b,
-        &format!(
-            "1f the floor of S1: a raw publish, alone and after one call to the component's `features` ({count} messages per side and round, in turns of {TURN})"
-        ),
-        "S1f entry-floor",
-        &samples,
-        f64::NAN,
-    );
+    for entry in [Entry::Fiber, Entry::Synchronous] {
+        let synchronous = &synchronous;
+        let samples = b
+            .in_turns(
+                entry.label(),
+                entry.tag(),
+                (count, TURN),
+                raw_publish,
+                |topic| async move {
+                    match entry {
+                        Entry::Fiber => drop(b.publisher.features().await?),
+                        Entry::Synchronous => {
+                            let mut instance = synchronous
+                                .lock()
+                                .map_err(|_| Failure::Failed("the S1s instance panicked".into()))?;
+                            drop(instance.features()?);
+                        }
+                    }
+                    raw_publish(topic).await
+                },
+            )
+            .await?;
+        throughput_report(
+            b,
+            &format!(
+                "{} ({count} messages per side and round, in turns of {TURN})",
+                entry.description()
+            ),
+            entry.scenario(),
+            &samples,
+            f64::NAN,
+        );
+    }
     Ok(())
+}
+
+/// How the floor scenarios enter the component.
+#[derive(Clone, Copy)]
+enum Entry {
+    /// Through the runtime's instance, on a fiber, as every call of the component is.
+    Fiber,
+    /// On the caller's stack ([`Runtime::bench_sync_entry`]).
+    Synchronous,
+}
+
+impl Entry {
+    fn label(self) -> &'static str {
+        match self {
+            Entry::Fiber => "1 entry-floor",
+            Entry::Synchronous => "1 entry-floor-sync",
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Entry::Fiber => "s1f",
+            Entry::Synchronous => "s1s",
+        }
+    }
+
+    fn scenario(self) -> &'static str {
+        match self {
+            Entry::Fiber => "S1f entry-floor",
+            Entry::Synchronous => "S1s entry-floor-sync",
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Entry::Fiber => {
+                "1f the floor of S1: a raw publish, alone and after one call to the component's `features`"
+            }
+            Entry::Synchronous => {
+                "1s the same floor with the call made synchronously, on the caller's stack, not a fiber"
+            }
+        }
+    }
 }
 
 /// Many callers sharing one `PubSub`, each awaiting its own PubAck (a sidecar serving many
