@@ -717,10 +717,11 @@ async fn scenario_entry_floor(b: &Bench, payload: &Bytes) -> Result<(), Failure>
     };
     for entry in [Entry::Fiber, Entry::Synchronous] {
         let synchronous = &synchronous;
+        let names = entry.names();
         let samples = b
             .in_turns(
-                entry.label(),
-                entry.tag(),
+                names.label,
+                names.tag,
                 (count, TURN),
                 raw_publish,
                 |topic| async move {
@@ -741,9 +742,9 @@ async fn scenario_entry_floor(b: &Bench, payload: &Bytes) -> Result<(), Failure>
             b,
             &format!(
                 "{} ({count} messages per side and round, in turns of {TURN})",
-                entry.description()
+                names.description
             ),
-            entry.scenario(),
+            names.scenario,
             &samples,
             f64::NAN,
         );
@@ -760,36 +761,30 @@ enum Entry {
     Synchronous,
 }
 
+/// What the bench calls a floor scenario: its progress label, topic tag, `ratio` line
+/// name and heading.
+struct EntryNames {
+    label: &'static str,
+    tag: &'static str,
+    scenario: &'static str,
+    description: &'static str,
+}
+
 impl Entry {
-    fn label(self) -> &'static str {
+    fn names(self) -> EntryNames {
         match self {
-            Entry::Fiber => "1 entry-floor",
-            Entry::Synchronous => "1 entry-floor-sync",
-        }
-    }
-
-    fn tag(self) -> &'static str {
-        match self {
-            Entry::Fiber => "s1f",
-            Entry::Synchronous => "s1s",
-        }
-    }
-
-    fn scenario(self) -> &'static str {
-        match self {
-            Entry::Fiber => "S1f entry-floor",
-            Entry::Synchronous => "S1s entry-floor-sync",
-        }
-    }
-
-    fn description(self) -> &'static str {
-        match self {
-            Entry::Fiber => {
-                "1f the floor of S1: a raw publish, alone and after one call to the component's `features`"
-            }
-            Entry::Synchronous => {
-                "1s the same floor with the call made synchronously, on the caller's stack, not a fiber"
-            }
+            Entry::Fiber => EntryNames {
+                label: "1 entry-floor",
+                tag: "s1f",
+                scenario: "S1f entry-floor",
+                description: "1f the floor of S1: a raw publish, alone and after one call to the component's `features`",
+            },
+            Entry::Synchronous => EntryNames {
+                label: "1 entry-floor-sync",
+                tag: "s1s",
+                scenario: "S1s entry-floor-sync",
+                description: "1s the same floor with the call made synchronously, on the caller's stack, not a fiber",
+            },
         }
     }
 }
