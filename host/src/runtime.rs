@@ -109,23 +109,20 @@ impl RuntimeBuilder {
             .total_stacks(instances)
             .max_memory_size(self.limits.memory_bytes);
         config.allocation_strategy(pool);
-        let engine = Engine::new(&config).map_err(|err| Error::Load(format!("{err:#}")))?;
+        let engine = Engine::new(&config).map_err(load_error)?;
         spawn_epoch_ticker(&engine);
         let component = match &self.component {
             ComponentSource::Embedded => Component::new(&engine, EMBEDDED_COMPONENT),
             ComponentSource::Bytes(bytes) => Component::new(&engine, bytes),
             ComponentSource::File(path) => Component::from_file(&engine, path),
         }
-        .map_err(|err| Error::Load(format!("{err:#}")))?;
+        .map_err(load_error)?;
         let mut linker: Linker<InstanceState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|err| Error::Load(format!("{err:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(load_error)?;
         JetstreamPubsub::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .map_err(|err| Error::Load(format!("{err:#}")))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|err| Error::Load(format!("{err:#}")))?;
-        let pre = JetstreamPubsubPre::new(pre).map_err(|err| Error::Load(format!("{err:#}")))?;
+            .map_err(load_error)?;
+        let pre = linker.instantiate_pre(&component).map_err(load_error)?;
+        let pre = JetstreamPubsubPre::new(pre).map_err(load_error)?;
         Ok(Runtime {
             engine,
             pre,
@@ -135,6 +132,11 @@ impl RuntimeBuilder {
             }),
         })
     }
+}
+
+/// A failure to compile, link or instantiate the component.
+fn load_error(err: wasmtime::Error) -> Error {
+    Error::Load(format!("{err:#}"))
 }
 
 /// The interface the component exports (`wit/pubsub.wit`), as its instance names it.
@@ -241,7 +243,7 @@ impl Runtime {
             .pre
             .instantiate_async(&mut store)
             .await
-            .map_err(|err| Error::Load(format!("{err:#}")))?;
+            .map_err(load_error)?;
         Ok(Instance { store, bindings })
     }
 
@@ -261,18 +263,19 @@ impl Runtime {
     /// because its imports all trap: an embedder cannot use it.
     #[doc(hidden)]
     pub fn bench_sync_entry(&self) -> Result<SyncEntry, Error> {
-        let load = |err: wasmtime::Error| Error::Load(format!("{err:#}"));
         let component = self.pre.instance_pre().component();
         // Wasmtime requires every call of a store to run on a fiber once the store holds an
         // async import; linked with traps only, this one is called on the caller's stack.
         let mut linker = Linker::<()>::new(&self.engine);
         linker
             .define_unknown_imports_as_traps(component)
-            .map_err(load)?;
+            .map_err(load_error)?;
         let mut store = Store::new(&self.engine, ());
         // The epoch ticks for the engine's other instances; this one has no CPU budget.
         store.set_epoch_deadline(u64::MAX / 2);
-        let instance = linker.instantiate(&mut store, component).map_err(load)?;
+        let instance = linker
+            .instantiate(&mut store, component)
+            .map_err(load_error)?;
         let pubsub = instance
             .get_export_index(&mut store, None, PUBSUB_EXPORT)
             .ok_or_else(|| Error::Load(format!("the component exports no {PUBSUB_EXPORT}")))?;
@@ -281,7 +284,7 @@ impl Runtime {
             .ok_or_else(|| Error::Load(format!("{PUBSUB_EXPORT} has no `features`")))?;
         let features = instance
             .get_typed_func(&mut store, features)
-            .map_err(load)?;
+            .map_err(load_error)?;
         Ok(SyncEntry { store, features })
     }
 
@@ -290,15 +293,12 @@ impl Runtime {
     /// what a host shipping precompiled components would pay at start instead of a compile.
     #[doc(hidden)]
     pub fn bench_load_precompiled(&self, wasm: &[u8]) -> Result<std::time::Duration, Error> {
-        let bytes = self
-            .engine
-            .precompile_component(wasm)
-            .map_err(|err| Error::Load(format!("{err:#}")))?;
+        let bytes = self.engine.precompile_component(wasm).map_err(load_error)?;
         let started = std::time::Instant::now();
         // SAFETY: `deserialize` requires bytes made by `precompile_component` with a
         // compatible engine; these were made by this very engine a moment ago.
-        let component = unsafe { Component::deserialize(&self.engine, &bytes) }
-            .map_err(|err| Error::Load(format!("{err:#}")))?;
+        let component =
+            unsafe { Component::deserialize(&self.engine, &bytes) }.map_err(load_error)?;
         let elapsed = started.elapsed();
         drop(component);
         Ok(elapsed)
