@@ -445,3 +445,72 @@ fn subscribe_times_out_with_a_clear_message() {
     );
     assert!(started.elapsed() < Duration::from_secs(15));
 }
+
+#[test]
+fn the_sandbox_allows_what_the_manifest_names_and_the_flags_replace_it() {
+    let server = support::server();
+    let dir = tempfile::tempdir().unwrap();
+    // Not credentials: whether the host read it shows in the error that follows.
+    let creds = manifest(dir.path(), "user.creds", "not credentials");
+    let file = component(
+        dir.path(),
+        &server.url(),
+        &format!(
+            "  - name: credsFile\n    value: \"{}\"\n",
+            creds.to_str().unwrap()
+        ),
+    );
+    let publish = |extra: &[&str]| {
+        let mut args = vec![
+            "publish",
+            "--component",
+            file.to_str().unwrap(),
+            "--topic",
+            "t",
+            "--data",
+            "x",
+        ];
+        args.extend_from_slice(extra);
+        run(&args, None)
+    };
+
+    // By default the manifest's server and file are allowed: the file is read.
+    let read = publish(&[]);
+    assert!(
+        stderr(&read).contains("not a NATS .creds file"),
+        "{}",
+        stderr(&read)
+    );
+    // --allow-path replaces the files the manifest names.
+    let other = dir.path().join("elsewhere");
+    std::fs::create_dir(&other).unwrap();
+    let refused = publish(&["--allow-path", other.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains(&format!(
+            "cannot read the credentials file at {:?}",
+            creds.to_str().unwrap()
+        )) && stderr(&refused).contains("(allow-path)"),
+        "{}",
+        stderr(&refused)
+    );
+    // --allow-server replaces the manifest's servers.
+    let refused = publish(&["--allow-server", "127.0.0.1:1"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains(&format!(
+            "cannot connect to {}: the sandbox allows only the servers 127.0.0.1:1 (allow-server)",
+            server.url()
+        )),
+        "{}",
+        stderr(&refused)
+    );
+    // A malformed rule is a usage error naming it.
+    let bad = publish(&["--allow-server", "localhost"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("cannot allow server \"localhost\": expected HOST:PORT"),
+        "{}",
+        stderr(&bad)
+    );
+}

@@ -17,6 +17,9 @@ pub enum Error {
     /// The component could not be loaded or instantiated.
     #[error("cannot load the component: {0}")]
     Load(String),
+    /// A sandbox policy rule is malformed; the text names the value at fault.
+    #[error("{0}")]
+    Policy(String),
     /// The component trapped (a bug or a limit hit inside the sandbox).
     #[error("the component trapped: {0}")]
     Trap(String),

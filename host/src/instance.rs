@@ -9,13 +9,16 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::app::Handler;
 use crate::bindings::types;
-use crate::sandbox::{CpuMeter, HostTime, SandboxLimits};
-use crate::transport::{ClientPool, Handover, PendingAck, PendingBatch, TransportError};
+use crate::sandbox::{CpuMeter, HostTime, LogLimit, SandboxLimits, SandboxPolicy};
+use crate::transport::{
+    ClientPool, Handover, PendingAck, PendingBatch, SubscriptionHandle, TransportError,
+};
 
-/// What every instance of one runtime shares: the NATS clients and the limits.
+/// What every instance of one runtime shares: the NATS clients, the limits and the policy.
 pub(crate) struct Shared {
     pub(crate) pool: ClientPool,
     pub(crate) limits: SandboxLimits,
+    pub(crate) policy: Arc<SandboxPolicy>,
 }
 
 /// The data of one component instance's `Store`.
@@ -31,6 +34,10 @@ pub(crate) struct InstanceState {
     /// and at least one): the host takes them out after the call, but a component could
     /// keep sending without handing them back.
     pending_acks: usize,
+    /// Subscription handles in the table, against `SandboxLimits::max_subscriptions`.
+    subscriptions: u32,
+    /// What the component may still write to the host's log.
+    pub(crate) log_limit: LogLimit,
     /// A subscription instance's place to leave its subscriber if it is lost, for the
     /// instance that replaces it (`None`: nothing replaces this instance).
     handover: Option<Handover>,
@@ -51,8 +58,12 @@ impl InstanceState {
             .memories(4)
             .trap_on_grow_failure(true)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(shared.limits.max_resources as usize);
         Self {
-            table: ResourceTable::new(),
+            table,
+            log_limit: LogLimit::new(&shared.limits),
+            subscriptions: 0,
             wasi: WasiCtx::builder().build(),
             store_limits,
             shared,
@@ -66,6 +77,10 @@ impl InstanceState {
 
     pub(crate) fn sandbox(&self) -> &SandboxLimits {
         &self.shared.limits
+    }
+
+    pub(crate) fn policy(&self) -> &SandboxPolicy {
+        &self.shared.policy
     }
 
     pub(crate) fn pool(&self) -> &ClientPool {
@@ -94,22 +109,79 @@ impl InstanceState {
         Ok(())
     }
 
+    /// Puts a resource the component asked for in the table, or refuses it when the
+    /// instance holds `SandboxLimits::max_resources` already: a value the component can
+    /// handle, not a trap.
+    pub(crate) fn push<T: Send + 'static>(
+        &mut self,
+        entry: T,
+    ) -> wasmtime::Result<Result<Resource<T>, TransportError>> {
+        match self.table.push(entry) {
+            Ok(resource) => Ok(Ok(resource)),
+            Err(wasmtime::component::ResourceTableError::Full) => {
+                Ok(Err(TransportError::Refused(format!(
+                    "the component holds {} resources, the host limit (max_resources): drop some first",
+                    self.table.max_capacity()
+                ))))
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Refuses a subscription over `SandboxLimits::max_subscriptions`.
+    pub(crate) fn check_subscriptions(&self) -> Result<(), TransportError> {
+        let limit = self.sandbox().max_subscriptions;
+        if self.subscriptions >= limit {
+            return Err(TransportError::Refused(format!(
+                "the component holds {} subscriptions, the host limit (max_subscriptions) is {limit}",
+                self.subscriptions
+            )));
+        }
+        Ok(())
+    }
+
+    /// Puts a subscription in the table, counted against `max_subscriptions`.
+    pub(crate) fn push_subscription(
+        &mut self,
+        subscription: SubscriptionHandle,
+    ) -> wasmtime::Result<Result<Resource<SubscriptionHandle>, TransportError>> {
+        let resource = self.push(subscription)?;
+        if resource.is_ok() {
+            self.subscriptions += 1;
+        }
+        Ok(resource)
+    }
+
+    /// Takes a subscription out of the table (the component dropped it).
+    pub(crate) fn take_subscription(
+        &mut self,
+        subscription: Resource<SubscriptionHandle>,
+    ) -> wasmtime::Result<SubscriptionHandle> {
+        let subscription = self.table.delete(subscription)?;
+        self.subscriptions = self.subscriptions.saturating_sub(1);
+        Ok(subscription)
+    }
+
     pub(crate) fn push_pending_ack(
         &mut self,
         pending: PendingAck,
-    ) -> wasmtime::Result<Resource<PendingAck>> {
-        let resource = self.table.push(pending)?;
-        self.pending_acks += 1;
+    ) -> wasmtime::Result<Result<Resource<PendingAck>, TransportError>> {
+        let resource = self.push(pending)?;
+        if resource.is_ok() {
+            self.pending_acks += 1;
+        }
         Ok(resource)
     }
 
     pub(crate) fn push_pending_batch(
         &mut self,
         batch: PendingBatch,
-    ) -> wasmtime::Result<Resource<PendingBatch>> {
+    ) -> wasmtime::Result<Result<Resource<PendingBatch>, TransportError>> {
         let weight = batch.weight();
-        let resource = self.table.push(batch)?;
-        self.pending_acks += weight;
+        let resource = self.push(batch)?;
+        if resource.is_ok() {
+            self.pending_acks += weight;
+        }
         Ok(resource)
     }
 

@@ -34,4 +34,4 @@ pub use pubsub::{
 pub use runtime::{EMBEDDED_COMPONENT, Runtime, RuntimeBuilder};
 #[doc(hidden)]
 pub use runtime::{Profiling, SyncEntry};
-pub use sandbox::SandboxLimits;
+pub use sandbox::{SandboxLimits, SandboxPolicy};

@@ -130,8 +130,8 @@ pub async fn delete_stream(
 async fn connect(
     settings: &ConnectionSettings,
 ) -> Result<async_nats::jetstream::Context, ProvisionError> {
-    let shared = crate::transport::ClientPool::default()
-        .get_or_connect(&settings.0)
+    let shared = crate::transport::ClientPool::new(1)
+        .get_or_connect(&settings.0, &settings.1)
         .await
         .map_err(|err| ProvisionError::Connect {
             servers: settings.servers(),

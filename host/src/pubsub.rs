@@ -92,7 +92,12 @@ pub struct BulkEntryResult {
 /// Connection settings as the component resolved them from the metadata, for host-side
 /// work (provisioning streams) with the same servers and credentials.
 #[derive(Clone)]
-pub struct ConnectionSettings(pub(crate) transport::ConnectOptions);
+pub struct ConnectionSettings(
+    pub(crate) transport::ConnectOptions,
+    /// The sandbox policy the connection is opened under: the runtime's, for settings the
+    /// component described; none for settings the user gave (`from_url`).
+    pub(crate) Arc<crate::sandbox::SandboxPolicy>,
+);
 
 impl std::fmt::Debug for ConnectionSettings {
     // Credentials are never printed.
@@ -111,23 +116,26 @@ impl std::fmt::Debug for ConnectionSettings {
 impl ConnectionSettings {
     /// Plain settings for a server URL list, no credentials.
     pub fn from_url(url: &str) -> Self {
-        Self(transport::ConnectOptions {
-            servers: url
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            name: "jetstream-pubsub".into(),
-            auth: transport::Auth::None,
-            tls: transport::TlsOptions {
-                required: false,
-                client_cert: None,
-                client_key: None,
-                ca: None,
+        Self(
+            transport::ConnectOptions {
+                servers: url
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                name: "jetstream-pubsub".into(),
+                auth: transport::Auth::None,
+                tls: transport::TlsOptions {
+                    required: false,
+                    client_cert: None,
+                    client_key: None,
+                    ca: None,
+                },
+                api_prefix: "$JS.API".into(),
+                request_timeout_ms: 5_000,
             },
-            api_prefix: "$JS.API".into(),
-            request_timeout_ms: 5_000,
-        })
+            Arc::default(),
+        )
     }
 
     /// The servers, with any user info masked.
@@ -218,7 +226,7 @@ impl Runtime {
         let mut instance = self.instantiate(no_subscriber(), stop).await?;
         let (api, store) = instance.call();
         let options = api.call_connection_options(store, metadata).await??;
-        Ok(ConnectionSettings(options))
+        Ok(ConnectionSettings(options, self.shared.policy.clone()))
     }
 
     /// A fresh instance delivering to `handler`, initialised with `metadata`.

@@ -13,7 +13,7 @@ use crate::bindings::pubsub::Guest;
 use crate::bindings::{JetstreamPubsub, JetstreamPubsubPre};
 use crate::error::Error;
 use crate::instance::{InstanceState, Shared};
-use crate::sandbox::SandboxLimits;
+use crate::sandbox::{SandboxLimits, SandboxPolicy};
 use crate::transport::ClientPool;
 
 /// The component this host was built with (`guest/`, compiled for `wasm32-wasip2`).
@@ -24,13 +24,14 @@ pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("GUEST_WASM"));
 pub struct Runtime {
     engine: Engine,
     pre: JetstreamPubsubPre<InstanceState>,
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
-/// Builds a [`Runtime`]: which component, which limits.
+/// Builds a [`Runtime`]: which component, which limits, which servers and files.
 pub struct RuntimeBuilder {
     component: ComponentSource,
     limits: SandboxLimits,
+    policy: SandboxPolicy,
     profiling: Profiling,
 }
 
@@ -81,6 +82,14 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Sets which servers the component may make the host connect to and which files it
+    /// may make the host read. Without it, every server and file is allowed
+    /// ([`SandboxPolicy::new`]): set one whenever the component is not your own build.
+    pub fn policy(mut self, policy: SandboxPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
     /// Compiles the component and type-checks its imports once.
     pub fn build(self) -> Result<Runtime, Error> {
         let mut config = Config::new();
@@ -127,8 +136,9 @@ impl RuntimeBuilder {
             engine,
             pre,
             shared: Arc::new(Shared {
-                pool: ClientPool::default(),
+                pool: ClientPool::new(self.limits.max_clients),
                 limits: self.limits,
+                policy: Arc::new(self.policy),
             }),
         })
     }
@@ -206,6 +216,7 @@ impl Runtime {
         RuntimeBuilder {
             component: ComponentSource::Embedded,
             limits: SandboxLimits::default(),
+            policy: SandboxPolicy::default(),
             profiling: Profiling::default(),
         }
     }

@@ -24,7 +24,7 @@ use jetstream_pubsub_host::{
 };
 use tokio::sync::Notify;
 
-use super::Failure;
+use super::{Failure, SandboxArgs};
 
 /// Payload size of every published message (issue 7: 128 bytes).
 const PAYLOAD: usize = 128;
@@ -76,6 +76,8 @@ pub(crate) struct BenchArgs {
     /// machine shared with the server (docs/benchmarks.md, "The runtime's workers").
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
 }
 
 impl BenchArgs {
@@ -256,6 +258,7 @@ async fn bench(args: &BenchArgs, url: &str, out: Output) -> Result<(), Failure> 
     out.progress("compiling the component");
     let compile_started = Instant::now();
     let runtime = Runtime::builder()
+        .policy(args.sandbox.policy(&nats_url(url))?)
         .component_bytes(wasm.clone())
         .profiling(Profiling {
             valgrind: args.valgrind,

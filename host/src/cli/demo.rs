@@ -10,7 +10,7 @@ use jetstream_pubsub_host::nats_server::{NatsServer, ServerOptions, is_listening
 use jetstream_pubsub_host::provision::{self, Storage, StreamSpec};
 use jetstream_pubsub_host::{AppStatus, BulkEntry, ConnectionSettings, Message, Runtime};
 
-use super::Failure;
+use super::{Failure, SandboxArgs};
 
 /// Entries per pipelined bulk publish.
 const BATCH: usize = 500;
@@ -26,6 +26,8 @@ pub(crate) struct DemoArgs {
     /// Loads this component instead of the embedded one.
     #[arg(long, value_name = "PATH")]
     wasm: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
 }
 
 /// What the consumer side saw.
@@ -39,11 +41,14 @@ struct Received {
 
 pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
     let (url, _server) = server(&args.url)?;
-    let runtime = match &args.wasm {
-        Some(path) => Runtime::builder().component_file(path).build(),
-        None => Runtime::new(),
-    }
-    .map_err(|err| Failure::Usage(err.to_string()))?;
+    let runtime = args
+        .sandbox
+        .builder(
+            args.wasm.as_deref(),
+            &vec![("natsURL".to_string(), url.clone())],
+        )?
+        .build()
+        .map_err(|err| Failure::Usage(err.to_string()))?;
 
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

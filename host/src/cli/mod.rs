@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use jetstream_pubsub_host::{Metadata, PubSub, Runtime};
+use jetstream_pubsub_host::{Metadata, PubSub, Runtime, RuntimeBuilder, SandboxPolicy};
 
 /// Dapr's NATS JetStream pub/sub component, sandboxed in WebAssembly.
 #[derive(Parser)]
@@ -50,6 +50,99 @@ pub(crate) struct ComponentArgs {
     /// Loads this component instead of the embedded one.
     #[arg(long, value_name = "PATH")]
     wasm: Option<PathBuf>,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+/// Which servers and files the component may name: the sandbox policy of every command
+/// that runs the component.
+#[derive(Args, Clone, Debug, Default)]
+pub(crate) struct SandboxArgs {
+    /// Lets the component connect to HOST:PORT (repeatable). Without it, exactly the
+    /// servers the metadata's natsURL names.
+    #[arg(long = "allow-server", value_name = "HOST:PORT")]
+    allow_server: Vec<String>,
+    /// Lets the component read this file, or any file below this directory (repeatable).
+    /// Without it, exactly the files whose paths are metadata values.
+    #[arg(long = "allow-path", value_name = "PATH")]
+    allow_path: Vec<PathBuf>,
+}
+
+impl SandboxArgs {
+    /// The policy for a component given `metadata`: the flags, or what the metadata names.
+    ///
+    /// Why the metadata: the manifest is the user's own file, the component may be anyone's
+    /// build (`--wasm`), so the servers and files the user wrote down are what the user
+    /// allowed; a component naming anything else is refused.
+    pub(crate) fn policy(&self, metadata: &Metadata) -> Result<SandboxPolicy, Failure> {
+        let mut policy = SandboxPolicy::deny_all();
+        if self.allow_server.is_empty() {
+            for server in manifest_servers(metadata) {
+                policy = policy.allow_server(&server).map_err(usage)?;
+            }
+        } else {
+            for server in &self.allow_server {
+                policy = policy.allow_server(server).map_err(usage)?;
+            }
+        }
+        if self.allow_path.is_empty() {
+            for (_, value) in metadata {
+                if std::path::Path::new(value.trim()).is_file() {
+                    policy = policy.allow_path(value.trim());
+                }
+            }
+        } else {
+            for path in &self.allow_path {
+                policy = policy.allow_path(path);
+            }
+        }
+        Ok(policy)
+    }
+
+    /// A runtime builder for `wasm` (or the embedded component) under this policy.
+    pub(crate) fn builder(
+        &self,
+        wasm: Option<&std::path::Path>,
+        metadata: &Metadata,
+    ) -> Result<RuntimeBuilder, Failure> {
+        let builder = Runtime::builder().policy(self.policy(metadata)?);
+        Ok(match wasm {
+            Some(path) => builder.component_file(path),
+            None => builder,
+        })
+    }
+}
+
+/// Whether the component reads `key` as `natsURL`: Go's `strings.EqualFold`, under which
+/// the long `ſ` is an `s` too (the component's rule, `guest/src/metadata/key.rs`).
+fn is_nats_url_key(key: &str) -> bool {
+    key.chars().count() == "natsURL".len()
+        && key
+            .chars()
+            .zip("natsURL".chars())
+            .all(|(got, want)| got.eq_ignore_ascii_case(&want) || (got == '\u{17F}' && want == 's'))
+}
+
+fn usage(err: impl std::fmt::Display) -> Failure {
+    Failure::Usage(err.to_string())
+}
+
+/// `HOST:PORT` of each server the metadata's `natsURL` names. A URL that does not parse is
+/// left out: the component rejects it.
+fn manifest_servers(metadata: &Metadata) -> Vec<String> {
+    metadata
+        .iter()
+        .filter(|(key, _)| is_nats_url_key(key))
+        .flat_map(|(_, value)| value.split(','))
+        .filter_map(|url| url.trim().parse::<async_nats::ServerAddr>().ok())
+        .map(|address| {
+            if address.host().contains(':') {
+                format!("[{}]:{}", address.host(), address.port())
+            } else {
+                format!("{}:{}", address.host(), address.port())
+            }
+        })
+        .collect()
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
@@ -86,22 +179,19 @@ impl ComponentArgs {
         }
     }
 
-    pub(crate) fn runtime(&self) -> Result<Runtime, Failure> {
-        let builder = Runtime::builder();
-        let builder = match &self.wasm {
-            Some(path) => builder.component_file(path),
-            None => builder,
-        };
-        builder
+    /// A runtime for this component, under the policy its flags or metadata give.
+    pub(crate) fn runtime(&self, metadata: &Metadata) -> Result<Runtime, Failure> {
+        self.sandbox
+            .builder(self.wasm.as_deref(), metadata)?
             .build()
-            .map_err(|err| Failure::Usage(err.to_string()))
+            .map_err(usage)
     }
 
     /// A runtime and an initialised component. Metadata the component rejects is a usage
     /// error (exit 2).
     pub(crate) async fn pubsub(&self) -> Result<(Runtime, PubSub), Failure> {
         let metadata = self.metadata()?;
-        let runtime = self.runtime()?;
+        let runtime = self.runtime(&metadata)?;
         let pubsub = runtime.pubsub(metadata).await.map_err(|err| match err {
             jetstream_pubsub_host::Error::InvalidMetadata(_) => Failure::Usage(err.to_string()),
             other => Failure::Failed(other.to_string()),

@@ -44,7 +44,7 @@ async fn add(args: AddArgs) -> Result<(), Failure> {
         None => {
             let metadata = args.component.metadata()?;
             args.component
-                .runtime()?
+                .runtime(&metadata)?
                 .connection_settings(&metadata)
                 .await
                 .map_err(|err| Failure::Usage(err.to_string()))?

@@ -6,55 +6,161 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use tokio::sync::OnceCell;
 
 use super::TransportError;
 use super::credentials::{self, CredentialProblem};
 use crate::bindings::transport::{Auth, ConnectOptions, SecretSource};
+use crate::sandbox::{SandboxPolicy, shown_path};
 
-/// A connected client and what it was opened with.
+/// A connected client and what it was opened with. Every holder of a clone (a
+/// `connection` or `subscription` resource, a parked subscriber) keeps it in use: the pool
+/// closes only clients that nobody else holds.
 #[derive(Clone)]
 pub(crate) struct SharedClient {
     pub(crate) client: async_nats::Client,
-    /// Files written for inline TLS material; removed when the last user drops them.
-    _tls_files: Arc<Vec<tempfile::NamedTempFile>>,
+    /// Files written for inline TLS material; removed when the last user drops them. Its
+    /// count of holders is also how the pool tells a client in use from an idle one.
+    tls_files: Arc<Vec<tempfile::NamedTempFile>>,
 }
 
-/// The clients opened by one runtime, keyed by their full connect options.
-#[derive(Default, Clone)]
+impl std::ops::Deref for SharedClient {
+    type Target = async_nats::Client;
+
+    fn deref(&self) -> &async_nats::Client {
+        &self.client
+    }
+}
+
+impl SharedClient {
+    /// True when only the pool holds this client.
+    fn is_idle(&self) -> bool {
+        Arc::strong_count(&self.tls_files) == 1
+    }
+}
+
+/// The clients opened by one runtime, keyed by their full connect options, at most
+/// `max_clients` of them.
+///
+/// The map's lock is never held across a connect: a slot per key is taken under the lock,
+/// and the connect runs on the slot (`OnceCell`), so a server that is slow to answer
+/// delays only the instances that asked for that same server.
+#[derive(Clone)]
 pub struct ClientPool {
-    clients: Arc<Mutex<HashMap<String, SharedClient>>>,
+    slots: Arc<Mutex<HashMap<String, Arc<OnceCell<SharedClient>>>>>,
+    max_clients: usize,
 }
 
 impl ClientPool {
-    /// The client for `options`, connecting when no instance has yet.
+    /// A pool of at most `max_clients` clients (at least one).
+    pub(crate) fn new(max_clients: u32) -> Self {
+        Self {
+            slots: Arc::default(),
+            max_clients: (max_clients as usize).max(1),
+        }
+    }
+
+    /// The client for `options`, connecting when no instance has yet. The policy is
+    /// checked on every call, a shared client included: two runtimes never share a pool,
+    /// but the check is what stands between the component and the network.
     pub(crate) async fn get_or_connect(
         &self,
         options: &ConnectOptions,
+        policy: &SandboxPolicy,
     ) -> Result<SharedClient, TransportError> {
+        for server in &options.servers {
+            policy.check_server(server)?;
+        }
         // Debug of the options is only a map key: it is never printed.
         let key = format!("{options:?}");
-        let mut clients = self.clients.lock().await;
-        if let Some(shared) = clients.get(&key) {
-            return Ok(shared.clone());
+        let (slot, idle) = self.slot(&key, options)?;
+        close_all(idle);
+        let connected = slot.get_or_try_init(|| connect(options, policy)).await;
+        if connected.is_err() {
+            self.forget_failed(&key, &slot);
         }
-        let shared = connect(options).await?;
-        clients.insert(key, shared.clone());
-        Ok(shared)
+        connected.cloned()
+    }
+
+    /// The slot of `key`, made when missing; at the limit, idle clients are closed to make
+    /// room (returned, to be closed outside the lock).
+    fn slot(
+        &self,
+        key: &str,
+        options: &ConnectOptions,
+    ) -> Result<(Arc<OnceCell<SharedClient>>, Vec<SharedClient>), TransportError> {
+        let mut slots = self.lock();
+        if let Some(slot) = slots.get(key) {
+            return Ok((slot.clone(), Vec::new()));
+        }
+        let mut idle = Vec::new();
+        if slots.len() >= self.max_clients {
+            slots.retain(|_, slot| match slot.get() {
+                Some(client) if client.is_idle() => {
+                    idle.push(client.clone());
+                    false
+                }
+                _ => true,
+            });
+        }
+        if slots.len() >= self.max_clients {
+            return Err(TransportError::Refused(format!(
+                "cannot connect to {}: the host already holds {} NATS clients, its limit (max_clients), all in use",
+                redacted_servers(&options.servers),
+                slots.len()
+            )));
+        }
+        let slot = Arc::new(OnceCell::new());
+        slots.insert(key.to_string(), slot.clone());
+        Ok((slot, idle))
+    }
+
+    /// Removes a slot whose connect failed, unless another connect filled it meanwhile.
+    fn forget_failed(&self, key: &str, slot: &Arc<OnceCell<SharedClient>>) {
+        let mut slots = self.lock();
+        if slots
+            .get(key)
+            .is_some_and(|held| Arc::ptr_eq(held, slot) && !held.initialized())
+        {
+            slots.remove(key);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<OnceCell<SharedClient>>>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Flushes and closes every client (pending acks and publishes are sent first).
     pub(crate) async fn drain_all(&self) {
-        let clients: Vec<SharedClient> =
-            self.clients.lock().await.drain().map(|(_, c)| c).collect();
+        let clients: Vec<SharedClient> = self
+            .lock()
+            .drain()
+            .filter_map(|(_, slot)| slot.get().cloned())
+            .collect();
         for shared in clients {
             let _ = shared.client.flush().await;
             let _ = shared.client.drain().await;
         }
     }
+}
+
+/// Closes clients the pool let go of, on a task: nobody waits for it.
+fn close_all(idle: Vec<SharedClient>) {
+    if idle.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        for shared in idle {
+            let _ = shared.client.flush().await;
+            let _ = shared.client.drain().await;
+        }
+    });
 }
 
 /// Opens one connection. Never gives up reconnecting once connected: the reference's
@@ -63,7 +169,10 @@ impl ClientPool {
 /// Every failure is one line that says which credential failed and why (a file that cannot be
 /// read, a seed that is not the JWT's, an expired JWT, the server's refusal, a TLS
 /// verification error) and never contains a token, password, seed, JWT or key bytes.
-async fn connect(options: &ConnectOptions) -> Result<SharedClient, TransportError> {
+async fn connect(
+    options: &ConnectOptions,
+    policy: &SandboxPolicy,
+) -> Result<SharedClient, TransportError> {
     let servers = redacted_servers(&options.servers);
     let what = format!("cannot connect to {servers}");
     let mut tls_files = Vec::new();
@@ -86,7 +195,7 @@ async fn connect(options: &ConnectOptions) -> Result<SharedClient, TransportErro
             with_user_jwt(user.jwt.trim().to_string(), key_pair)
         }
         Auth::Credentials(source) => {
-            let text = read_secret("the credentials file", source)?;
+            let text = read_secret("the credentials file", source, policy)?;
             let (jwt, seed) = credentials::parse_creds(&text).map_err(invalid)?;
             let key_pair = credentials::check_user(&jwt, &seed).map_err(invalid)?;
             with_user_jwt(jwt, key_pair)
@@ -108,12 +217,30 @@ async fn connect(options: &ConnectOptions) -> Result<SharedClient, TransportErro
     if options.tls.required {
         nats = nats.require_tls(true);
     }
+    // Servers a cluster advertises were allowed by nobody: with a server list in force,
+    // the client reconnects only to the servers the component named (and the policy let
+    // through). List every member in `natsURL` to fail over across a cluster.
+    if policy.limits_servers() {
+        nats = nats.ignore_discovered_servers();
+    }
     if let Some(ca) = &options.tls.ca {
-        nats = nats.add_root_certificates(secret_path("the TLS CA", ca, false, &mut tls_files)?);
+        nats = nats.add_root_certificates(secret_path(
+            "the TLS CA",
+            ca,
+            false,
+            policy,
+            &mut tls_files,
+        )?);
     }
     if let (Some(cert), Some(key)) = (&options.tls.client_cert, &options.tls.client_key) {
-        let cert = secret_path("the TLS client certificate", cert, false, &mut tls_files)?;
-        let key = secret_path("the TLS client key", key, true, &mut tls_files)?;
+        let cert = secret_path(
+            "the TLS client certificate",
+            cert,
+            false,
+            policy,
+            &mut tls_files,
+        )?;
+        let key = secret_path("the TLS client key", key, true, policy, &mut tls_files)?;
         nats = nats.add_client_certificate(cert, key).require_tls(true);
     }
     // The user info was applied above; async-nats logs server addresses in full at debug
@@ -153,7 +280,7 @@ async fn connect(options: &ConnectOptions) -> Result<SharedClient, TransportErro
     })?;
     Ok(SharedClient {
         client,
-        _tls_files: Arc::new(tls_files),
+        tls_files: Arc::new(tls_files),
     })
 }
 
@@ -256,38 +383,49 @@ fn has_user_info(url: &str) -> bool {
         .contains('@')
 }
 
-/// Reads a secret the component passed inline or as a path.
-fn read_secret(what: &str, source: &SecretSource) -> Result<String, TransportError> {
+/// Reads a secret the component passed inline or as a path (one the policy allows).
+fn read_secret(
+    what: &str,
+    source: &SecretSource,
+    policy: &SandboxPolicy,
+) -> Result<String, TransportError> {
     match source {
         SecretSource::Inline(text) => Ok(text.clone()),
-        SecretSource::File(path) => std::fs::read_to_string(path).map_err(|err| {
-            TransportError::Invalid(format!(
-                "cannot read {what} at {}: {}",
-                shown_path(path, false),
-                err.kind()
-            ))
-        }),
+        SecretSource::File(path) => {
+            let allowed = policy.readable_path(what, path, false)?;
+            std::fs::read_to_string(&allowed).map_err(|err| {
+                TransportError::Invalid(format!(
+                    "cannot read {what} at {}: {}",
+                    shown_path(path, false),
+                    err.kind()
+                ))
+            })
+        }
     }
 }
 
-/// async-nats takes TLS material as paths: a path is checked to be readable now (so the error
-/// names it), inline PEM goes to a private temporary file (mode 0600, removed with the client).
+/// async-nats takes TLS material as paths: a path is checked against the policy and to be
+/// readable now (so the error names it), and what async-nats reads is the path as the policy
+/// resolved it; inline PEM goes to a private temporary file (mode 0600, removed with the
+/// client).
 fn secret_path(
     what: &str,
     source: &SecretSource,
     secret: bool,
+    policy: &SandboxPolicy,
     files: &mut Vec<tempfile::NamedTempFile>,
 ) -> Result<PathBuf, TransportError> {
     match source {
         SecretSource::File(path) => {
-            std::fs::read(path).map_err(|err| {
+            let allowed = policy.readable_path(what, path, secret)?;
+            std::fs::read(&allowed).map_err(|err| {
                 TransportError::Invalid(format!(
                     "cannot read {what} at {}: {}",
                     shown_path(path, secret),
                     err.kind()
                 ))
             })?;
-            Ok(PathBuf::from(path))
+            Ok(allowed)
         }
         SecretSource::Inline(pem) => {
             use std::io::Write as _;
@@ -301,17 +439,6 @@ fn secret_path(
             files.push(file);
             Ok(path)
         }
-    }
-}
-
-/// A path for an error message. The value of a secret key (the TLS client key) is never shown:
-/// key material pasted without its PEM armour is taken for a path and must not be echoed.
-fn shown_path(path: &str, secret: bool) -> String {
-    let path_like = path.len() <= 1024 && !path.contains(['\n', '\r']);
-    if secret || !path_like {
-        "the path given (not shown)".to_string()
-    } else {
-        format!("{path:?}")
     }
 }
 

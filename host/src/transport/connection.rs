@@ -35,10 +35,7 @@ impl transport::HostConnection for InstanceState {
         options: ConnectOptions,
     ) -> wasmtime::Result<Result<Resource<ConnectionHandle>, TransportError>> {
         let _host = self.host_time();
-        if let Err(refusal) = self.sandbox().check_servers(&options.servers) {
-            return Ok(Err(refusal));
-        }
-        let shared = match self.pool().get_or_connect(&options).await {
+        let shared = match self.pool().get_or_connect(&options, self.policy()).await {
             Ok(shared) => shared,
             Err(err) => return Ok(Err(err)),
         };
@@ -47,10 +44,10 @@ impl transport::HostConnection for InstanceState {
         jetstream.set_timeout(Duration::from_millis(u64::from(
             options.request_timeout_ms.max(1),
         )));
-        Ok(Ok(self.table.push(ConnectionHandle {
+        self.push(ConnectionHandle {
             shared,
             jetstream: Arc::new(jetstream),
-        })?))
+        })
     }
 
     fn send(
@@ -75,7 +72,7 @@ impl transport::HostConnection for InstanceState {
         // Converted once: the PendingAck keeps a reference-counted handle, not a copy.
         let subject = async_nats::Subject::from(subject);
         match PendingAck::send(connection.jetstream.clone(), subject.clone(), publish) {
-            Ok(pending) => Ok(Ok(self.push_pending_ack(pending)?)),
+            Ok(pending) => self.push_pending_ack(pending),
             Err(err) => Ok(Err(from_publish_error(&subject, err))),
         }
     }
@@ -128,7 +125,7 @@ impl transport::HostConnection for InstanceState {
                 },
             );
         }
-        Ok(Ok(self.push_pending_batch(PendingBatch::new(sent))?))
+        self.push_pending_batch(PendingBatch::new(sent))
     }
 
     async fn stream_by_subject(
@@ -225,7 +222,11 @@ impl transport::HostConnection for InstanceState {
         queue_group: Option<String>,
     ) -> wasmtime::Result<Result<Resource<SubscriptionHandle>, TransportError>> {
         let _host = self.host_time();
-        if let Err(refusal) = self.sandbox().check_deliver_subject(&deliver_subject) {
+        if let Err(refusal) = self
+            .sandbox()
+            .check_deliver_subject(&deliver_subject)
+            .and_then(|()| self.check_subscriptions())
+        {
             return Ok(Err(refusal));
         }
         let handover = self.handover();
@@ -235,10 +236,10 @@ impl transport::HostConnection for InstanceState {
             .and_then(|handover| handover.claim(&deliver_subject, queue_group.as_deref()))
         {
             let handle = SubscriptionHandle::resume(parked, self.stop_signal(), handover);
-            return Ok(Ok(self.table.push(handle)?));
+            return self.push_subscription(handle);
         }
         let connection = self.table.get(&this)?;
-        let client = connection.client().clone();
+        let client = connection.shared.clone();
         let subscriber = match &queue_group {
             Some(group) => {
                 client
@@ -263,7 +264,7 @@ impl transport::HostConnection for InstanceState {
             self.stop_signal(),
             handover,
         );
-        Ok(Ok(self.table.push(handle)?))
+        self.push_subscription(handle)
     }
 
     async fn flush(

@@ -97,7 +97,8 @@ pub(crate) fn check_user(jwt: &str, seed: &str) -> Result<nkeys::KeyPair, Creden
         if expires <= now {
             return Err(CredentialProblem::Expired {
                 expires,
-                seconds_ago: now - expires,
+                // `exp` is input: any i64, so the difference may not fit.
+                seconds_ago: now.saturating_sub(expires),
             });
         }
     }
@@ -191,6 +192,19 @@ mod tests {
         match check_user(&expired, &seed) {
             Err(CredentialProblem::Expired { expires: 1000, .. }) => {}
             other => panic!("{other:?}"),
+        }
+        // Any `exp` a JWT can carry is handled, the extremes included.
+        for exp in [i64::MIN, -1, 0, i64::MAX] {
+            let jwt = jwt_with(&serde_json::json!({"sub": user.public_key(), "exp": exp}));
+            let checked = check_user(&jwt, &seed);
+            match exp {
+                i64::MAX => assert!(checked.is_ok(), "{checked:?}"),
+                _ => assert!(
+                    matches!(checked, Err(CredentialProblem::Expired { expires, seconds_ago })
+                        if expires == exp && seconds_ago >= 0),
+                    "{exp}: {checked:?}"
+                ),
+            }
         }
     }
 

@@ -36,7 +36,7 @@ struct Shelf(Mutex<Vec<Parked>>);
 
 /// A subscriber whose instance was lost, with what must be delivered again first.
 pub(crate) struct Parked {
-    pub(crate) client: async_nats::Client,
+    pub(crate) client: super::connect::SharedClient,
     pub(crate) deliver_subject: String,
     pub(crate) queue_group: Option<String>,
     pub(crate) subscriber: async_nats::Subscriber,

@@ -10,6 +10,7 @@ use wasmtime::component::Resource;
 
 use super::TransportError;
 use super::ack_subject;
+use super::connect::SharedClient;
 use super::handover::{self, Handover, Parked, Triage};
 use super::unanswered::{Pending, Unanswered};
 use crate::bindings::transport::{self, AckKind, Delivery};
@@ -17,7 +18,8 @@ use crate::instance::InstanceState;
 
 /// Host state behind a `subscription` resource.
 pub struct SubscriptionHandle {
-    client: async_nats::Client,
+    /// Held, not only used: while the handle lives, the pool keeps the client open.
+    client: SharedClient,
     deliver_subject: String,
     queue_group: Option<String>,
     state: Lifecycle,
@@ -118,7 +120,7 @@ impl SubscriptionHandle {
     /// A handle on `subscriber`, listening on `deliver_subject` (in `queue_group`).
     /// `handover` is where it goes if the instance is lost, when it may be replaced.
     pub(crate) fn new(
-        client: async_nats::Client,
+        client: SharedClient,
         deliver_subject: String,
         queue_group: Option<String>,
         subscriber: async_nats::Subscriber,
@@ -257,7 +259,7 @@ impl SubscriptionHandle {
 /// Sends the component's answers for a subscription's deliveries.
 #[derive(Clone)]
 pub(crate) struct Answerer {
-    client: async_nats::Client,
+    client: SharedClient,
     unanswered: SharedUnanswered,
 }
 
@@ -441,7 +443,7 @@ impl transport::HostSubscription for InstanceState {
     }
 
     async fn drop(&mut self, this: Resource<SubscriptionHandle>) -> wasmtime::Result<()> {
-        let mut subscription = self.table.delete(this)?;
+        let mut subscription = self.take_subscription(this)?;
         let untaken = subscription.stop_listening().await;
         handover::hand_back(&subscription.client, Vec::new(), untaken);
         Ok(())

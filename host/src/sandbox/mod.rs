@@ -1,9 +1,17 @@
-//! What an (untrusted) component may do: memory, batch sizes, pending acks, and which
-//! subjects the transport imports will touch on its behalf.
+//! What an (untrusted) component may do: memory, batch sizes, pending acks, resources,
+//! log lines, which subjects the transport imports will touch on its behalf
+//! (this module), and which servers and files it may name ([`policy`]).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+mod log_limit;
+mod meter;
+mod policy;
+
+use std::time::Duration;
+
+pub(crate) use log_limit::LogLimit;
+pub(crate) use meter::{CpuMeter, HostTime};
+pub use policy::SandboxPolicy;
+pub(crate) use policy::shown_path;
 
 use crate::bindings::transport::TransportError;
 
@@ -19,6 +27,24 @@ pub struct SandboxLimits {
     /// Time the component may compute in one call, not counting the time it waits on
     /// the transport or the application. Default 2 s; a runaway loop traps after it.
     pub cpu_per_call: Duration,
+    /// Subscriptions one instance may hold at once. Default 16 (the component holds one
+    /// per Dapr subscription instance).
+    pub max_subscriptions: u32,
+    /// Resources (connections, subscriptions, pending acks and batches, WASI handles) one
+    /// instance may hold at once. Default 4096: room for a full window of `max_batch`
+    /// pending acks, several times over.
+    pub max_resources: u32,
+    /// NATS clients one runtime keeps open (instances with the same connect options share
+    /// one). Default 16. At the limit, clients no instance uses any more are closed first;
+    /// a connect that still finds no room is refused.
+    pub max_clients: u32,
+    /// Longest log line the component may write, in bytes; a longer one is cut there and
+    /// says so. Default 4096.
+    pub log_line_bytes: u32,
+    /// Log lines per second one instance may write (bursts of up to as many); the excess
+    /// is dropped and counted, and the count is logged when lines are let through again.
+    /// Default 100.
+    pub log_lines_per_second: u32,
 }
 
 impl Default for SandboxLimits {
@@ -27,6 +53,11 @@ impl Default for SandboxLimits {
             memory_bytes: 64 << 20,
             max_batch: 1024,
             cpu_per_call: Duration::from_secs(2),
+            max_subscriptions: 16,
+            max_resources: 4096,
+            max_clients: 16,
+            log_line_bytes: 4096,
+            log_lines_per_second: 100,
         }
     }
 }
@@ -56,6 +87,36 @@ impl SandboxLimits {
         self
     }
 
+    /// Sets how many subscriptions one instance may hold at once.
+    pub fn max_subscriptions(mut self, subscriptions: u32) -> Self {
+        self.max_subscriptions = subscriptions;
+        self
+    }
+
+    /// Sets how many resources one instance may hold at once.
+    pub fn max_resources(mut self, resources: u32) -> Self {
+        self.max_resources = resources;
+        self
+    }
+
+    /// Sets how many NATS clients one runtime keeps open.
+    pub fn max_clients(mut self, clients: u32) -> Self {
+        self.max_clients = clients.max(1);
+        self
+    }
+
+    /// Sets the longest log line the component may write, in bytes.
+    pub fn log_line_bytes(mut self, bytes: u32) -> Self {
+        self.log_line_bytes = bytes;
+        self
+    }
+
+    /// Sets how many log lines per second one instance may write.
+    pub fn log_lines_per_second(mut self, lines: u32) -> Self {
+        self.log_lines_per_second = lines;
+        self
+    }
+
     /// Payload bytes one `next-batch` hands over before it stops taking more (it always
     /// takes at least one message): an eighth of the instance's memory cap. Payloads stay
     /// in the host, but a batch's messages (and, in parallel mode, its handlers) are all
@@ -63,11 +124,6 @@ impl SandboxLimits {
     /// `max_payload`, or more where raised) is taken in smaller batches.
     pub(crate) fn max_batch_bytes(&self) -> usize {
         (self.memory_bytes / 8).max(1)
-    }
-
-    /// Server URLs are the user's choice, given in the metadata; nothing to refuse yet.
-    pub(crate) fn check_servers(&self, _servers: &[String]) -> Result<(), TransportError> {
-        Ok(())
     }
 
     /// Publishing is for application subjects: never the JetStream API, the system
@@ -89,58 +145,6 @@ impl SandboxLimits {
             )));
         }
         Ok(())
-    }
-}
-
-/// How long the current call into an instance has computed: wall time since the call
-/// began, minus the time spent in host imports (waiting on NATS or the application is not
-/// the component's doing).
-#[derive(Debug)]
-pub(crate) struct CpuMeter {
-    call_started: Instant,
-    in_host: Arc<AtomicU64>,
-}
-
-impl CpuMeter {
-    pub(crate) fn new() -> Self {
-        Self {
-            call_started: Instant::now(),
-            in_host: Arc::default(),
-        }
-    }
-
-    /// Starts metering a new call.
-    pub(crate) fn begin_call(&mut self) {
-        self.call_started = Instant::now();
-        self.in_host.store(0, Ordering::Relaxed);
-    }
-
-    /// Compute time of the current call so far.
-    pub(crate) fn guest_time(&self) -> Duration {
-        self.call_started
-            .elapsed()
-            .saturating_sub(Duration::from_nanos(self.in_host.load(Ordering::Relaxed)))
-    }
-
-    /// Measures one host import; the time until the guard drops is not the guest's.
-    pub(crate) fn in_host(&self) -> HostTime {
-        HostTime {
-            started: Instant::now(),
-            total: self.in_host.clone(),
-        }
-    }
-}
-
-/// Guard of one host import's duration.
-pub(crate) struct HostTime {
-    started: Instant,
-    total: Arc<AtomicU64>,
-}
-
-impl Drop for HostTime {
-    fn drop(&mut self) {
-        let nanos = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.total.fetch_add(nanos, Ordering::Relaxed);
     }
 }
 
