@@ -9,6 +9,7 @@
 
 mod app;
 pub(crate) mod bindings;
+pub mod cloudevent;
 mod error;
 pub mod http_app;
 mod instance;

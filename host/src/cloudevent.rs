@@ -1,0 +1,282 @@
+//! CloudEvents envelopes, made where Dapr's sidecar makes them: on the host side, never in
+//! the component.
+//!
+//! Why: the component keeps the reference's contract, in which the string `id` of a JSON
+//! payload becomes `Nats-Msg-Id` and JetStream stores one message per id within the stream's
+//! duplicate window. Under Dapr that is safe because daprd wraps every application payload in
+//! a CloudEvent with a fresh id before the component sees it; only a retry of the same event
+//! repeats an id. A front end that stands where the sidecar stands (the CLI's `publish` and
+//! `demo`, an embedder's publisher) must wrap the same way, or ordinary business JSON with an
+//! `id` field is deduplicated by accident and an update is lost. Envelopes are built as
+//! components-contrib's `pubsub/envelope.go` builds them, with the CNCF `cloudevents-sdk`
+//! for the format itself.
+
+use cloudevents::event::Data;
+use cloudevents::{AttributesReader as _, EventBuilder as _, EventBuilderV10};
+
+/// The content type of a CloudEvent in JSON, as daprd publishes and delivers it.
+pub const CONTENT_TYPE: &str = "application/cloudevents+json";
+/// The event type daprd gives the events it wraps (`DefaultCloudEventType`).
+pub const EVENT_TYPE: &str = "com.dapr.event.sent";
+/// The source of events wrapped on the subscriber side (`DefaultCloudEventSource`).
+pub const DEFAULT_SOURCE: &str = "Dapr";
+/// The content type of a payload that has none and is not JSON (`text/plain`, Dapr's
+/// `DefaultCloudEventDataContentType`).
+pub const DEFAULT_DATA_CONTENT_TYPE: &str = "text/plain";
+
+/// How a publisher wraps payloads: the event source (daprd uses the app id) and the pub/sub
+/// component's name, plus the W3C trace context when there is one.
+///
+/// ```
+/// use jetstream_pubsub_host::cloudevent::Envelope;
+///
+/// let envelope = Envelope::new("orders-service", "pubsub");
+/// let first = envelope.wrap("orders", br#"{"id":"o-1","status":"created"}"#.to_vec(), None);
+/// let second = envelope.wrap("orders", br#"{"id":"o-1","status":"paid"}"#.to_vec(), None);
+/// assert_ne!(first.id, second.id, "two publishes, two events: neither is a duplicate");
+/// assert!(first.wrapped);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    source: String,
+    pubsub_name: String,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
+}
+
+/// A payload ready to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wrapped {
+    /// What to publish.
+    pub data: Vec<u8>,
+    /// Its content type: [`CONTENT_TYPE`].
+    pub content_type: String,
+    /// The event's id: JetStream's deduplication key for it.
+    pub id: String,
+    /// False when the payload already was a CloudEvent and is sent as it is.
+    pub wrapped: bool,
+}
+
+impl Envelope {
+    /// Envelopes from `source` (daprd uses the app id) through the component `pubsub_name`.
+    pub fn new(source: impl Into<String>, pubsub_name: impl Into<String>) -> Self {
+        Self {
+            source: source.into(),
+            pubsub_name: pubsub_name.into(),
+            traceparent: None,
+            tracestate: None,
+        }
+    }
+
+    /// Carries a W3C trace context (`traceparent`, and `traceid` as daprd writes it too).
+    pub fn trace(mut self, traceparent: impl Into<String>, tracestate: Option<String>) -> Self {
+        self.traceparent = Some(traceparent.into());
+        self.tracestate = tracestate;
+        self
+    }
+
+    /// Dapr's publish: a payload that already is a CloudEvent (it has `specversion`, `id`,
+    /// `source` and `type`) is sent as it is, so its `id` is the application's deliberate
+    /// deduplication key; any other payload is wrapped in a new event with a fresh UUID.
+    ///
+    /// The payload becomes `data` as JSON when its content type is JSON (`application/json`,
+    /// `...+json`) and it parses; `data_base64` when the content type is
+    /// `application/octet-stream` or the bytes are not UTF-8 (Dapr would write them as a
+    /// string and lose them); else `data` as a string. Without a content type, a payload
+    /// that parses as JSON is `application/json`, any other `text/plain`.
+    pub fn wrap(&self, topic: &str, data: Vec<u8>, content_type: Option<&str>) -> Wrapped {
+        if let Some(event) = parse(&data) {
+            return Wrapped {
+                id: event.id().to_string(),
+                data,
+                content_type: CONTENT_TYPE.to_string(),
+                wrapped: false,
+            };
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let (content_type, data) = event_data(data, content_type);
+        let mut builder = EventBuilderV10::new()
+            .id(id.clone())
+            .source(self.source.clone())
+            .ty(EVENT_TYPE)
+            .data(content_type, data)
+            .extension("topic", topic)
+            .extension("pubsubname", self.pubsub_name.as_str());
+        if let Some(traceparent) = &self.traceparent {
+            builder = builder
+                .extension("traceid", traceparent.as_str())
+                .extension("traceparent", traceparent.as_str());
+        }
+        if let Some(tracestate) = &self.tracestate {
+            builder = builder.extension("tracestate", tracestate.as_str());
+        }
+        Wrapped {
+            data: serialize(builder),
+            content_type: CONTENT_TYPE.to_string(),
+            id,
+            wrapped: true,
+        }
+    }
+}
+
+/// The CloudEvent `payload` is, if it is one: a JSON object with `specversion`, `id`,
+/// `source` and `type` (strings) that the CloudEvents format accepts.
+pub fn parse(payload: &[u8]) -> Option<cloudevents::Event> {
+    let first = payload.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'{' {
+        return None;
+    }
+    serde_json::from_slice(payload).ok()
+}
+
+/// The event daprd delivers for a message of a raw subscription (`rawPayload`): the bytes
+/// as `data_base64`, `application/octet-stream`, a fresh id (so a redelivery of the same
+/// message carries another id: a limitation daprd has too).
+pub fn from_raw_payload(topic: &str, pubsub_name: &str, payload: &[u8]) -> Vec<u8> {
+    serialize(
+        EventBuilderV10::new()
+            .id(uuid::Uuid::new_v4().to_string())
+            .source(DEFAULT_SOURCE)
+            .ty(EVENT_TYPE)
+            .data("application/octet-stream", Data::Binary(payload.to_vec()))
+            .extension("topic", topic)
+            .extension("pubsubname", pubsub_name),
+    )
+}
+
+/// The content type and `data` of a wrapped payload, by Dapr's rules (see [`Envelope::wrap`]).
+fn event_data(payload: Vec<u8>, content_type: Option<&str>) -> (String, Data) {
+    let json = serde_json::from_slice::<serde_json::Value>(&payload).ok();
+    let content_type = match content_type.filter(|c| !c.trim().is_empty()) {
+        Some(given) => given.to_string(),
+        None if json.is_some() => "application/json".to_string(),
+        None => DEFAULT_DATA_CONTENT_TYPE.to_string(),
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let is_json = essence == "application/json" || essence.ends_with("+json");
+    let data = match (is_json, json) {
+        (true, Some(value)) => Data::Json(value),
+        _ if essence == "application/octet-stream" => Data::Binary(payload),
+        _ => match String::from_utf8(payload) {
+            Ok(text) => Data::String(text),
+            Err(not_text) => Data::Binary(not_text.into_bytes()),
+        },
+    };
+    (content_type, data)
+}
+
+/// A built event as JSON. The builder is given every required attribute and only string
+/// extensions with fixed valid names, so it cannot fail; should it, the error is the event.
+fn serialize(builder: EventBuilderV10) -> Vec<u8> {
+    match builder.build() {
+        Ok(event) => serde_json::to_vec(&event).unwrap_or_default(),
+        Err(err) => {
+            serde_json::to_vec(&serde_json::json!({ "error": err.to_string() })).unwrap_or_default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn json_of(bytes: &[u8]) -> Value {
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_payload_is_wrapped_as_daprd_wraps_it() {
+        let envelope = Envelope::new("orders-service", "pubsub");
+        let wrapped = envelope.wrap(
+            "orders.created",
+            br#"{"id":"o-1","total":42}"#.to_vec(),
+            None,
+        );
+        let event = json_of(&wrapped.data);
+        assert_eq!(event["specversion"], "1.0");
+        assert_eq!(event["id"], wrapped.id.as_str());
+        assert!(uuid::Uuid::parse_str(&wrapped.id).is_ok(), "{}", wrapped.id);
+        assert_eq!(event["source"], "orders-service");
+        assert_eq!(event["type"], "com.dapr.event.sent");
+        assert_eq!(event["datacontenttype"], "application/json");
+        assert_eq!(event["data"], json!({"id": "o-1", "total": 42}));
+        assert_eq!(event["topic"], "orders.created");
+        assert_eq!(event["pubsubname"], "pubsub");
+        assert!(event.get("traceparent").is_none());
+        assert_eq!(wrapped.content_type, CONTENT_TYPE);
+        assert!(wrapped.wrapped);
+    }
+
+    #[test]
+    fn data_follows_the_content_type() {
+        let envelope = Envelope::new("s", "p");
+        let event = |data: &[u8], content_type: Option<&str>| {
+            json_of(&envelope.wrap("t", data.to_vec(), content_type).data)
+        };
+        let text = event(b"hello", None);
+        assert_eq!(
+            (text["datacontenttype"].clone(), text["data"].clone()),
+            (json!("text/plain"), json!("hello"))
+        );
+        // JSON content type that does not parse: a string, as Dapr falls back.
+        let broken = event(b"{not json", Some("application/json"));
+        assert_eq!(broken["data"], "{not json");
+        // A JSON payload declared as text stays text.
+        let declared = event(b"{\"a\":1}", Some("text/plain"));
+        assert_eq!(declared["data"], "{\"a\":1}");
+        let binary = event(&[0, 159, 146, 150], Some("application/octet-stream"));
+        assert_eq!(binary["data_base64"], "AJ+Slg==");
+        assert!(binary.get("data").is_none());
+        // Not UTF-8 under a text type: base64, not a lossy string.
+        let lossy = event(&[0xff, 0xfe], Some("text/plain"));
+        assert_eq!(lossy["data_base64"], "//4=");
+        let vendor = event(b"[1,2]", Some("application/vnd.orders+json; charset=utf-8"));
+        assert_eq!(vendor["data"], json!([1, 2]));
+    }
+
+    #[test]
+    fn a_cloud_event_is_sent_as_it_is() {
+        let own = br#"{"specversion":"1.0","id":"evt-7","source":"app","type":"order.paid","data":{"n":1}}"#;
+        let wrapped = Envelope::new("s", "p").wrap("t", own.to_vec(), Some("application/json"));
+        assert_eq!(wrapped.data, own.to_vec());
+        assert_eq!(wrapped.id, "evt-7");
+        assert!(!wrapped.wrapped);
+        // Missing one of the four attributes: not a CloudEvent, so wrapped.
+        let partial = br#"{"specversion":"1.0","id":"evt-7","source":"app"}"#;
+        assert!(
+            Envelope::new("s", "p")
+                .wrap("t", partial.to_vec(), None)
+                .wrapped
+        );
+        assert!(parse(b"null").is_none() && parse(b"[1]").is_none() && parse(b"\xff").is_none());
+    }
+
+    #[test]
+    fn trace_context_is_carried_when_given() {
+        let envelope = Envelope::new("s", "p").trace("00-abc-def-01", Some("k=v".into()));
+        let event = json_of(&envelope.wrap("t", b"x".to_vec(), None).data);
+        assert_eq!(event["traceparent"], "00-abc-def-01");
+        assert_eq!(event["traceid"], "00-abc-def-01");
+        assert_eq!(event["tracestate"], "k=v");
+    }
+
+    #[test]
+    fn raw_payloads_are_delivered_as_data_base64() {
+        let event = json_of(&from_raw_payload("orders", "pubsub", b"\x00raw"));
+        assert_eq!(event["datacontenttype"], "application/octet-stream");
+        assert_eq!(event["data_base64"], "AHJhdw==");
+        assert_eq!(event["source"], "Dapr");
+        assert_eq!(event["type"], "com.dapr.event.sent");
+        assert_eq!(
+            (event["topic"].clone(), event["pubsubname"].clone()),
+            (json!("orders"), json!("pubsub"))
+        );
+        assert!(parse(&from_raw_payload("t", "p", b"")).is_some());
+    }
+}
