@@ -545,6 +545,36 @@ async fn durable_reused_on_a_second_topic_is_refused() {
 }
 
 #[tokio::test]
+async fn durable_that_is_a_pull_consumer_is_refused_with_the_nats_go_words() {
+    let server = support::server();
+    support::stream(&server, STREAM, &[TOPIC]).await;
+    raw_jetstream(&server)
+        .await
+        .get_stream(STREAM)
+        .await
+        .expect("stream")
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("puller".to_string()),
+            ..Default::default()
+        })
+        .await
+        .expect("pull consumer");
+    let runtime = support::runtime();
+    let pubsub = init(&runtime, &server, &[("durableName", "puller")]).await;
+    let err = pubsub
+        .subscribe(TOPIC, Recorder::new().accept_all())
+        .await
+        .err()
+        .expect("a pull consumer cannot feed a push subscription");
+    assert!(matches!(err, Error::Terminal(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        r#"must use pull subscribe to bind to pull based consumer (consumer "puller")"#
+    );
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
 async fn durable_without_queue_group_binds_once_and_resumes_after_a_restart() {
     let server = support::server();
     support::stream(&server, STREAM, &[TOPIC]).await;
@@ -630,7 +660,11 @@ async fn durable_with_queue_group_twice_shares_one_consumer() {
     let server = support::server();
     support::stream(&server, STREAM, &[TOPIC]).await;
     let runtime = support::runtime();
-    let metadata = [("durableName", "workers"), ("queueGroupName", "workers")];
+    // A queue group is no subject token: a `.` in it works, as in nats.go.
+    let metadata = [
+        ("durableName", "workers"),
+        ("queueGroupName", "orders.workers"),
+    ];
     // Two replicas of the application: two components, same metadata.
     let replica_1 = init(&runtime, &server, &metadata).await;
     let replica_2 = init(&runtime, &server, &metadata).await;
@@ -649,7 +683,7 @@ async fn durable_with_queue_group_twice_shares_one_consumer() {
         vec![stored.deliver_subject.clone().expect("push consumer"); 2],
         "one deliver subject for both"
     );
-    assert_eq!(stored.deliver_group.as_deref(), Some("workers"));
+    assert_eq!(stored.deliver_group.as_deref(), Some("orders.workers"));
     assert_shared(&replica_1, &first, &second, 40).await;
     sub_1.stop().await.expect("stops");
     sub_2.stop().await.expect("stops");

@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use jetstream_pubsub_host::AppStatus;
 use support::Recorder;
 use support::stand_in::{self, StandIn};
@@ -130,10 +131,20 @@ async fn retry_redelivers_the_message() {
     runtime.shutdown().await;
 }
 
+/// A drop is `+TERM`, not `+ACK` (which is what the reference sends, the Dapr sidecar having
+/// turned DROP into success): never redelivered, and announced by the server.
 #[tokio::test]
-async fn drop_is_never_redelivered() {
+async fn drop_is_never_redelivered_and_the_server_announces_it() {
     let server = support::server();
     support::stream(&server, "JOBS", &["jobs"]).await;
+    let watcher = async_nats::connect(server.url())
+        .await
+        .expect("raw client connects");
+    let mut terminated = watcher
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.JOBS.>")
+        .await
+        .expect("advisory subscription");
+    watcher.flush().await.expect("flush");
     // With ackWait 1s an unanswered or nak'd message would be back within a second.
     let (runtime, pubsub) = support::pubsub(&server, &[("ackWait", "1s")]).await;
     let recorder = Recorder::new();
@@ -159,6 +170,17 @@ async fn drop_is_never_redelivered() {
         recorder.payloads()
     );
     assert_eq!(recorder.count_of("fine"), 1);
+    let advisory = tokio::time::timeout(Duration::from_secs(5), terminated.next())
+        .await
+        .expect("a MSG_TERMINATED advisory in time")
+        .expect("advisory subscription open");
+    let advisory: serde_json::Value =
+        serde_json::from_slice(&advisory.payload).expect("advisory is JSON");
+    assert_eq!(
+        (advisory["stream"].as_str(), advisory["stream_seq"].as_u64()),
+        (Some("JOBS"), Some(1)),
+        "the poison message (sequence 1) is the terminated one: {advisory}"
+    );
     subscription.stop().await.unwrap();
     runtime.shutdown().await;
 }

@@ -56,7 +56,7 @@ impl fmt::Display for BindError {
             ),
             BindError::PullConsumer { consumer } => write!(
                 f,
-                "consumer {consumer:?} is a pull consumer: pull subscribe is required"
+                "must use pull subscribe to bind to pull based consumer (consumer {consumer:?})"
             ),
             BindError::QueueWithoutDeliverGroup { consumer } => {
                 write!(
@@ -189,11 +189,9 @@ mod tests {
             deliver_subject: None,
             ..consumer("orders", None, false)
         };
-        assert!(
-            check(&pull, "orders", None)
-                .unwrap_err()
-                .to_string()
-                .contains("pull subscribe is required")
+        assert_eq!(
+            check(&pull, "orders", None).unwrap_err().to_string(),
+            r#"must use pull subscribe to bind to pull based consumer (consumer "d")"#
         );
     }
 }

@@ -56,7 +56,9 @@ impl Redelivery {
     ///   components-contrib#3079), else redelivered at once. The server applies `backOff`
     ///   only to ack timeouts, so without this a failing handler would retry in a hot loop
     ///   despite the user's backoff: a deliberate improvement on the reference.
-    /// - Drop: `+TERM`. The reference naks, which makes a dropped message come back forever.
+    /// - Drop: `+TERM`. The reference acknowledges a dropped message (the Dapr sidecar turns
+    ///   DROP into success). A terminated message is not redelivered either, but the server
+    ///   records it as terminated and publishes a `MSG_TERMINATED` advisory.
     pub fn decide(&self, outcome: Outcome, delivered: u64) -> Option<Answer> {
         if self.ack_policy == AckPolicy::None {
             return None;

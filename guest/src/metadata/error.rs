@@ -75,9 +75,9 @@ pub enum MetadataError {
         /// The rule it breaks.
         limit: Limit,
     },
-    /// A name used in NATS subjects (`streamName`, `durableName`, `queueGroupName`) is not a
-    /// valid subject token. A deliberate fix: the reference lets the server or nats.go reject it
-    /// with misleading messages (Dapr issue #1655).
+    /// A name used in NATS subjects (`streamName`, `durableName`) is not a valid subject token,
+    /// or a `queueGroupName` holds a protocol separator. A deliberate fix: the reference lets
+    /// the server or nats.go reject it later, with misleading messages (Dapr issue #1655).
     InvalidName {
         /// Canonical key name.
         key: &'static str,
@@ -241,6 +241,8 @@ pub enum NameProblem {
     TooLong,
     /// Contains whitespace or one of `.`, `*`, `>`, `/`, `\`.
     ForbiddenCharacter,
+    /// A queue group containing a space, tab, CR or LF (nats.go's `nats: invalid queue name`).
+    QueueSeparator,
 }
 
 impl fmt::Display for NameProblem {
@@ -248,6 +250,7 @@ impl fmt::Display for NameProblem {
         f.write_str(match self {
             Self::TooLong => "must be at most 255 bytes long",
             Self::ForbiddenCharacter => r"must not contain whitespace, '.', '*', '>', '/' or '\'",
+            Self::QueueSeparator => "must not contain a space, tab, CR or LF",
         })
     }
 }

@@ -197,7 +197,8 @@ impl Metadata {
 ///    `missing tls client key`, `missing tls client cert`, `deliverPolicy` value,
 ///    `concurrencyMode` value;
 /// 4. the `backOff*` retry-config keys (the reference checks them later in Init);
-/// 5. deliberate early checks: `user` / `password` pairing, `nkey` shape, `concurrency` value, durations/replicas/startTime ranges,
+/// 5. deliberate early checks: `user` / `password` pairing, `nkey` shape, `concurrency` value
+///    (only when no `concurrencyMode` overrides it), durations/replicas/startTime ranges,
 ///    subject names, deliver-policy conflicts.
 pub fn parse(props: &[(String, String)]) -> Result<Metadata, MetadataError> {
     key::check_duplicates(props)?;
@@ -399,9 +400,11 @@ impl<'a> RawMetadata<'a> {
         if !self.nkey.is_empty() && !self.nkey.starts_with("SU") {
             return Err(MetadataError::NotAUserSeed { key: "nkey" });
         }
-        let concurrency = match (mode, concurrency("concurrency", self.concurrency)?) {
-            (Some(mode), _) | (None, Some(mode)) => mode,
-            (None, None) => Concurrency::Single,
+        // `concurrency` is checked only when it is the one in force: with a valid
+        // `concurrencyMode` the reference never looks at it, so neither do we.
+        let concurrency = match mode {
+            Some(mode) => mode,
+            None => concurrency("concurrency", self.concurrency)?.unwrap_or(Concurrency::Single),
         };
         let ack_wait = to_duration("ackWait", self.ack_wait)?;
         let heartbeat = to_duration("heartbeat", self.heartbeat)?;
@@ -425,12 +428,12 @@ impl<'a> RawMetadata<'a> {
         for (key, value) in [
             ("streamName", self.stream_name),
             ("durableName", self.durable_name),
-            ("queueGroupName", self.queue_group_name),
         ] {
             if !value.is_empty() {
                 name::validate(key, value)?;
             }
         }
+        name::validate_queue_group(self.queue_group_name)?;
         let deliver_policy = deliver::resolve(
             requested_policy,
             self.deliver_all,

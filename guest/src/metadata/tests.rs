@@ -262,6 +262,15 @@ fn concurrency_keys() {
             Concurrency::Parallel,
         ),
         (&[("concurrency", "")], Concurrency::Single),
+        // A valid concurrencyMode wins, and the reference never validates the loser.
+        (
+            &[("concurrency", "bogus"), ("concurrencyMode", "parallel")],
+            Concurrency::Parallel,
+        ),
+        (
+            &[("concurrency", "PARALLEL"), ("concurrencyMode", "single")],
+            Concurrency::Single,
+        ),
         // Keys are case-insensitive here, concurrencyMode included (the reference reads that one
         // case-sensitively).
         (&[("CONCURRENCYMODE", "parallel")], Concurrency::Parallel),
@@ -288,9 +297,15 @@ fn concurrency_keys() {
             &[("concurrency", "PARALLEL")],
             "invalid concurrencyMode PARALLEL",
         ),
+        // An empty concurrencyMode is absent: concurrency is in force, and checked.
         (
-            &[("concurrency", "bogus"), ("concurrencyMode", "parallel")],
+            &[("concurrency", "bogus"), ("concurrencyMode", "")],
             "invalid concurrencyMode bogus",
+        ),
+        // Both invalid: concurrencyMode's error, as the reference (which never reads the other).
+        (
+            &[("concurrency", "x"), ("concurrencyMode", "y")],
+            "invalid concurrencyMode y",
         ),
     ];
     for &(input, want) in bad {
@@ -717,7 +732,6 @@ fn subject_names_are_checked_and_empty_means_absent() {
     let cases = [
         ("durableName", "a.b"),
         ("durableName", "my durable"),
-        ("queueGroupName", "q*"),
         ("streamName", "s>"),
         ("streamName", "a/b"),
     ];
@@ -741,6 +755,19 @@ fn subject_names_are_checked_and_empty_means_absent() {
     let m = parse_with_url(&[("streamName", "ORDERS"), ("durableName", "d-1")]).unwrap();
     assert_eq!(m.stream_name.as_deref(), Some("ORDERS"));
     assert_eq!(m.durable_name.as_deref(), Some("d-1"));
+}
+
+/// A queue group is no subject token: as in nats.go, only a space, tab, CR or LF is refused.
+#[test]
+fn queue_group_names_may_hold_dots_but_not_spaces() {
+    let m = parse_with_url(&[("queueGroupName", "orders.workers")]).unwrap();
+    assert_eq!(m.queue_group_name.as_deref(), Some("orders.workers"));
+    let m = parse_with_url(&[("queueGroupName", "q*")]).unwrap();
+    assert_eq!(m.queue_group_name.as_deref(), Some("q*"));
+    assert_eq!(
+        error_text(&[URL, ("queueGroupName", "my queue")]),
+        r#"invalid queueGroupName "my queue": must not contain a space, tab, CR or LF"#
+    );
 }
 
 #[test]
