@@ -19,6 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::app::{AppStatus, Handler, Message};
+use crate::cloudevent;
 
 /// Header carrying the subscribed topic (the pattern, for a wildcard subscription).
 pub const TOPIC_HEADER: &str = "pubsub-topic";
@@ -107,10 +108,14 @@ pub struct HttpApp {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     client: Client<HttpConnector, Full<Bytes>>,
     url: Uri,
     timeout: Duration,
+    /// `Some(pubsub name)` for a raw subscription (Dapr's `rawPayload`): every message is
+    /// delivered wrapped in a CloudEvent carrying it as `data_base64`.
+    raw_payload: Option<String>,
 }
 
 impl fmt::Debug for HttpApp {
@@ -157,19 +162,28 @@ impl HttpApp {
                 client,
                 url: uri,
                 timeout: DEFAULT_TIMEOUT,
+                raw_payload: None,
             }),
         })
     }
 
     /// Sets how long one delivery may take before it is abandoned and retried.
     pub fn timeout(self, timeout: Duration) -> Self {
-        let Inner { client, url, .. } = &*self.inner;
+        let mut inner = (*self.inner).clone();
+        inner.timeout = timeout;
         Self {
-            inner: Arc::new(Inner {
-                client: client.clone(),
-                url: url.clone(),
-                timeout,
-            }),
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Delivers as daprd delivers to a raw subscription (`rawPayload: "true"` in its
+    /// metadata): each message wrapped in a new CloudEvent that carries it as
+    /// `data_base64`, `pubsubname` set to `pubsub_name`.
+    pub fn raw_payload(self, pubsub_name: impl Into<String>) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.raw_payload = Some(pubsub_name.into());
+        Self {
+            inner: Arc::new(inner),
         }
     }
 
@@ -183,7 +197,7 @@ impl HttpApp {
     pub async fn deliver(&self, message: Message) -> AppStatus {
         let inner = &self.inner;
         let subject = message.subject().to_string();
-        let request = match build_request(&inner.url, message) {
+        let request = match build_request(&inner.url, message, inner.raw_payload.as_deref()) {
             Ok(request) => request,
             Err(err) => {
                 tracing::warn!(url = %inner.url, %subject, error = %err, "cannot build the request to the app; the message is retried");
@@ -229,14 +243,28 @@ impl Handler for HttpApp {
 }
 
 /// The request for one message.
-fn build_request(url: &Uri, message: Message) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
+/// The request daprd would send for `message`: a CloudEvent as it is, as
+/// `application/cloudevents+json`; on a raw subscription every message wrapped in one; any
+/// other payload unchanged with its own content type (where daprd would fail to decode it
+/// and retry it forever: a message published by a plain NATS client is delivered instead).
+fn build_request(
+    url: &Uri,
+    message: Message,
+    raw_payload: Option<&str>,
+) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
     let subject = message.subject().to_string();
     let Message {
         topic,
-        data,
-        content_type,
+        mut data,
+        mut content_type,
         metadata,
     } = message;
+    if let Some(pubsub_name) = raw_payload {
+        data = Bytes::from(cloudevent::from_raw_payload(&topic, pubsub_name, &data));
+        content_type = Some(cloudevent::CONTENT_TYPE.to_string());
+    } else if cloudevent::parse(&data).is_some() {
+        content_type = Some(cloudevent::CONTENT_TYPE.to_string());
+    }
     let mut headers = HeaderMap::new();
     for (key, value) in &metadata {
         let Ok(name) = HeaderName::from_bytes(key.as_bytes()) else {
@@ -401,7 +429,7 @@ mod tests {
                 ("X-Line".into(), "a\nb".into()),
             ],
         };
-        let request = build_request(&url, message).expect("request");
+        let request = build_request(&url, message, None).expect("request");
         let headers = request.headers();
         let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         assert_eq!(request.method(), Method::POST);
@@ -413,5 +441,36 @@ mod tests {
         assert_eq!(get("content-length"), None);
         assert_eq!(get("x-line"), None);
         assert_eq!(headers.len(), 5, "{headers:?}");
+    }
+
+    #[test]
+    fn cloud_events_go_as_cloud_events_and_raw_subscriptions_wrap() {
+        let url: Uri = "http://127.0.0.1:1/orders".parse().expect("valid");
+        let message = |data: &'static [u8]| Message {
+            topic: "orders".into(),
+            data: Bytes::from_static(data),
+            content_type: Some("application/json".into()),
+            metadata: Vec::new(),
+        };
+        let content_type = |request: &Request<Full<Bytes>>| {
+            request
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let event = br#"{"specversion":"1.0","id":"e-1","source":"s","type":"t","data":{}}"#;
+        let request = build_request(&url, message(event), None).expect("request");
+        assert_eq!(
+            content_type(&request).as_deref(),
+            Some(cloudevent::CONTENT_TYPE)
+        );
+        let plain = build_request(&url, message(b"{\"id\":1}"), None).expect("request");
+        assert_eq!(content_type(&plain).as_deref(), Some("application/json"));
+        let raw = build_request(&url, message(b"{\"id\":1}"), Some("pubsub")).expect("request");
+        assert_eq!(
+            content_type(&raw).as_deref(),
+            Some(cloudevent::CONTENT_TYPE)
+        );
     }
 }

@@ -78,7 +78,25 @@ struct Manifest {
     #[allow(dead_code)]
     api_version: Option<String>,
     kind: Option<String>,
+    #[serde(default)]
+    metadata: Option<ObjectMeta>,
     spec: Option<Spec>,
+}
+
+#[derive(Deserialize)]
+struct ObjectMeta {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// A manifest read: the component's name (`metadata.name`, what Dapr calls the pub/sub and
+/// what CloudEvents carry as `pubsubname`) and its metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    /// `metadata.name`; empty when the manifest gives none.
+    pub name: String,
+    /// `spec.metadata`, with the overrides applied.
+    pub metadata: Metadata,
 }
 
 #[derive(Deserialize)]
@@ -102,21 +120,30 @@ struct Entry {
 
 /// Reads a manifest file; `overrides` (`--metadata key=value`) replace or add entries, and
 /// satisfy a `secretKeyRef` of the same name.
-pub fn read_file(path: &Path, overrides: &[(String, String)]) -> Result<Metadata, ManifestError> {
+pub fn read_file(path: &Path, overrides: &[(String, String)]) -> Result<Component, ManifestError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|err| ManifestError::Read {
         path: shown.clone(),
         reason: err.to_string(),
     })?;
-    parse(&shown, &text, overrides)
+    parse_component(&shown, &text, overrides)
 }
 
-/// Parses manifest text; `path` only names the source in errors.
+/// Parses manifest text into its metadata; `path` only names the source in errors.
 pub fn parse(
     path: &str,
     text: &str,
     overrides: &[(String, String)],
 ) -> Result<Metadata, ManifestError> {
+    parse_component(path, text, overrides).map(|component| component.metadata)
+}
+
+/// Parses manifest text; `path` only names the source in errors.
+pub fn parse_component(
+    path: &str,
+    text: &str,
+    overrides: &[(String, String)],
+) -> Result<Component, ManifestError> {
     let malformed = |reason: String| ManifestError::Malformed {
         path: path.to_string(),
         reason,
@@ -173,7 +200,13 @@ pub fn parse(
         }
     }
     metadata.extend(overrides.iter().cloned());
-    Ok(metadata)
+    Ok(Component {
+        name: manifest
+            .metadata
+            .and_then(|meta| meta.name)
+            .unwrap_or_default(),
+        metadata,
+    })
 }
 
 /// Parser messages can span lines (snippets); users get one line.
@@ -216,6 +249,7 @@ spec:
 
     #[test]
     fn scalars_become_strings_as_dapr_does() {
+        assert_eq!(parse_component("c.yaml", GOOD, &[]).unwrap().name, "pubsub");
         let metadata = parse("c.yaml", GOOD, &[]).unwrap();
         assert_eq!(
             metadata,

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use jetstream_pubsub_host::manifest::Component;
 use jetstream_pubsub_host::{Metadata, PubSub, Runtime, RuntimeBuilder, SandboxPolicy};
 
 /// Dapr's NATS JetStream pub/sub component, sandboxed in WebAssembly.
@@ -166,17 +167,41 @@ impl<E: std::fmt::Display> From<E> for Failure {
     }
 }
 
+/// The pub/sub's name when no manifest gives one (`pubsubname` in the CloudEvents the CLI
+/// makes): the name Dapr's own examples give the component.
+const DEFAULT_PUBSUB_NAME: &str = "pubsub";
+
+/// A component started for a command.
+pub(crate) struct Started {
+    pub(crate) runtime: Runtime,
+    pub(crate) pubsub: PubSub,
+    /// The manifest's `metadata.name`, or [`DEFAULT_PUBSUB_NAME`].
+    pub(crate) name: String,
+}
+
 impl ComponentArgs {
-    /// The metadata: the manifest's entries with the overrides applied.
-    pub(crate) fn metadata(&self) -> Result<Metadata, Failure> {
-        match &self.component {
+    /// The manifest (its name and entries, with the overrides applied), or the overrides
+    /// alone.
+    pub(crate) fn manifest(&self) -> Result<Component, Failure> {
+        let component = match &self.component {
             Some(path) => jetstream_pubsub_host::manifest::read_file(path, &self.metadata)
-                .map_err(|err| Failure::Usage(err.to_string())),
-            None if self.metadata.is_empty() => Err(Failure::Usage(
-                "give --component FILE or --metadata natsURL=...".into(),
-            )),
-            None => Ok(self.metadata.clone()),
-        }
+                .map_err(|err| Failure::Usage(err.to_string()))?,
+            None if self.metadata.is_empty() => {
+                return Err(Failure::Usage(
+                    "give --component FILE or --metadata natsURL=...".into(),
+                ));
+            }
+            None => Component {
+                name: String::new(),
+                metadata: self.metadata.clone(),
+            },
+        };
+        Ok(Component {
+            name: Some(component.name)
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| DEFAULT_PUBSUB_NAME.to_string()),
+            metadata: component.metadata,
+        })
     }
 
     /// A runtime for this component, under the policy its flags or metadata give.
@@ -189,14 +214,18 @@ impl ComponentArgs {
 
     /// A runtime and an initialised component. Metadata the component rejects is a usage
     /// error (exit 2).
-    pub(crate) async fn pubsub(&self) -> Result<(Runtime, PubSub), Failure> {
-        let metadata = self.metadata()?;
+    pub(crate) async fn start(&self) -> Result<Started, Failure> {
+        let Component { name, metadata } = self.manifest()?;
         let runtime = self.runtime(&metadata)?;
         let pubsub = runtime.pubsub(metadata).await.map_err(|err| match err {
             jetstream_pubsub_host::Error::InvalidMetadata(_) => Failure::Usage(err.to_string()),
             other => Failure::Failed(other.to_string()),
         })?;
-        Ok((runtime, pubsub))
+        Ok(Started {
+            runtime,
+            pubsub,
+            name,
+        })
     }
 }
 

@@ -42,7 +42,7 @@ async fn add(args: AddArgs) -> Result<(), Failure> {
     let settings = match &args.url {
         Some(url) => ConnectionSettings::from_url(url),
         None => {
-            let metadata = args.component.metadata()?;
+            let metadata = args.component.manifest()?.metadata;
             args.component
                 .runtime(&metadata)?
                 .connection_settings(&metadata)

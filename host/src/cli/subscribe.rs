@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use clap::Args;
-use jetstream_pubsub_host::{AppStatus, HttpApp, Message};
+use jetstream_pubsub_host::{AppStatus, HttpApp, Message, cloudevent};
 use tokio::sync::Notify;
 
 use super::{ComponentArgs, Failure};
@@ -32,6 +32,10 @@ pub(crate) struct SubscribeArgs {
     /// With `--app-url`: how long one delivery may take before it is retried.
     #[arg(long, value_name = "SECS", default_value_t = jetstream_pubsub_host::http_app::DEFAULT_TIMEOUT.as_secs_f64(), requires = "app_url")]
     app_timeout: f64,
+    /// A raw subscription (Dapr's `rawPayload: "true"`): the app gets every message
+    /// wrapped in a new CloudEvent carrying it as `data_base64`, as daprd delivers it.
+    #[arg(long)]
+    raw: bool,
 }
 
 /// One printed line per message.
@@ -46,10 +50,24 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     content_type: Option<&'a str>,
     metadata: serde_json::Map<String, serde_json::Value>,
+    /// The CloudEvent an app would get (`--app-url`): the message itself when it is one, a
+    /// new one around it on a raw subscription; absent when the app would get the bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cloudevent: Option<serde_json::Value>,
 }
 
-fn print(message: &Message) -> std::io::Result<()> {
+fn print(message: &Message, raw_payload: Option<&str>) -> std::io::Result<()> {
     let text = std::str::from_utf8(&message.data).ok();
+    let cloudevent = match raw_payload {
+        Some(pubsub_name) => serde_json::from_slice(&cloudevent::from_raw_payload(
+            &message.topic,
+            pubsub_name,
+            &message.data,
+        ))
+        .ok(),
+        None => cloudevent::parse(&message.data)
+            .and_then(|_| serde_json::from_slice(&message.data).ok()),
+    };
     let line = Line {
         topic: &message.topic,
         subject: message.subject(),
@@ -63,6 +81,7 @@ fn print(message: &Message) -> std::io::Result<()> {
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect(),
+        cloudevent,
     };
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer(&mut stdout, &line)?;
@@ -122,16 +141,17 @@ impl Quota {
     }
 }
 
-/// Where messages go: stdout, or an HTTP app.
+/// Where messages go: stdout (with the pub/sub's name for a raw subscription), or an HTTP
+/// app.
 enum Sink {
-    Print,
+    Print { raw_payload: Option<String> },
     Http(HttpApp),
 }
 
 impl Sink {
     async fn deliver(&self, message: Message) -> AppStatus {
         match self {
-            Sink::Print => match print(&message) {
+            Sink::Print { raw_payload } => match print(&message, raw_payload.as_deref()) {
                 Ok(()) => AppStatus::Success,
                 Err(err) => {
                     tracing::error!(error = %err, "cannot write to stdout");
@@ -145,8 +165,10 @@ impl Sink {
 
 pub(crate) async fn run(args: SubscribeArgs) -> Result<(), Failure> {
     let mut signals = ShutdownSignals::install();
+    let started = args.component.start().await?;
+    let raw_payload = args.raw.then(|| started.name.clone());
     let sink = match &args.app_url {
-        None => Sink::Print,
+        None => Sink::Print { raw_payload },
         Some(url) => {
             let timeout = Duration::try_from_secs_f64(args.app_timeout)
                 .ok()
@@ -157,11 +179,13 @@ pub(crate) async fn run(args: SubscribeArgs) -> Result<(), Failure> {
                         args.app_timeout
                     ))
                 })?;
-            Sink::Http(
-                HttpApp::new(url)
-                    .map_err(|err| Failure::Usage(err.to_string()))?
-                    .timeout(timeout),
-            )
+            let app = HttpApp::new(url)
+                .map_err(|err| Failure::Usage(err.to_string()))?
+                .timeout(timeout);
+            Sink::Http(match raw_payload {
+                Some(pubsub_name) => app.raw_payload(pubsub_name),
+                None => app,
+            })
         }
     };
     let timeout = args
@@ -171,7 +195,9 @@ pub(crate) async fn run(args: SubscribeArgs) -> Result<(), Failure> {
                 .map_err(|_| Failure::Usage(format!("--timeout {secs} is not a number of seconds")))
         })
         .transpose()?;
-    let (runtime, pubsub) = args.component.pubsub().await?;
+    let super::Started {
+        runtime, pubsub, ..
+    } = started;
     let quota = Arc::new(Quota::new(args.count));
     let sink = Arc::new(sink);
     let handler = {
