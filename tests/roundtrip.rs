@@ -1,5 +1,6 @@
 //! Publish and subscribe through the real component, in wasmtime, against a real
-//! nats-server: the round trip, deduplication, and the application's retry and drop.
+//! nats-server: the round trip (over TCP and over WebSocket), deduplication, and the
+//! application's retry and drop.
 
 mod support;
 
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jetstream_pubsub_host::AppStatus;
+use jetstream_pubsub_host::nats_server::ServerOptions;
 use support::Recorder;
 use support::stand_in::{self, StandIn};
 
@@ -61,6 +63,48 @@ async fn published_message_reaches_the_handler_unchanged() {
         "{after_close:?}"
     );
     assert_eq!(after_close.to_string(), "component is closed");
+    runtime.shutdown().await;
+}
+
+/// `natsURL` may name a WebSocket listener (`ws://`): the component publishes and
+/// consumes through it. The listener speaks only WebSocket, so a client that opened plain
+/// TCP there would never get the server's INFO and init would fail.
+#[tokio::test]
+async fn a_ws_url_publishes_and_consumes_over_websocket() {
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/configs/websocket.conf"
+    );
+    let server = ServerOptions::jetstream()
+        .config_file(config)
+        .start()
+        .expect("nats-server starts with a websocket listener");
+    let ws_url = server
+        .websocket_url()
+        .expect("the server reports its websocket port");
+    assert!(ws_url.starts_with("ws://127.0.0.1:"), "{ws_url}");
+    support::stream(&server, "ORDERS", &["orders.*"]).await;
+    let runtime = support::runtime();
+    let pubsub = runtime
+        .pubsub(support::metadata(&[("natsURL", &ws_url)]))
+        .await
+        .expect("init connects over websocket");
+    let recorder = Recorder::new();
+    let subscription = pubsub
+        .subscribe("orders.*", recorder.accept_all())
+        .await
+        .unwrap();
+
+    let ack = pubsub
+        .publish("orders.created", b"over websocket".to_vec())
+        .await
+        .unwrap();
+    assert_eq!((ack.stream.as_str(), ack.sequence), ("ORDERS", 1));
+    recorder
+        .wait_until(Duration::from_secs(5), "the message", |m| !m.is_empty())
+        .await;
+    assert_eq!(recorder.payloads(), vec!["over websocket"]);
+    subscription.stop().await.unwrap();
     runtime.shutdown().await;
 }
 

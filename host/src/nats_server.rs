@@ -121,6 +121,18 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// `ws://127.0.0.1:<port>` of the WebSocket listener a config file asked for (`websocket
+    /// { listen: "127.0.0.1:-1", no_tls: true }`), as the server last reported it in its log;
+    /// `None` without one. Read from the log because a `-1` port is only known once bound.
+    pub fn websocket_url(&self) -> Option<String> {
+        const LISTENING: &str = "Listening for websocket clients on ";
+        let log = std::fs::read_to_string(self.log_file()).ok()?;
+        log.lines()
+            .rev()
+            .find_map(|line| line.split_once(LISTENING))
+            .map(|(_, url)| url.trim().to_string())
+    }
+
     /// The client port.
     pub fn port(&self) -> u16 {
         self.port

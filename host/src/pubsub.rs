@@ -517,32 +517,24 @@ impl PubSub {
 
     /// Subscribes to `topic` (wildcards allowed) and delivers every message to `handler`,
     /// on its own long-lived instance, until [`Subscription::stop`].
+    ///
+    /// The request carries no per-subscription metadata: the reference ignores Dapr's
+    /// `SubscribeRequest.Metadata`, and so does the component.
     pub async fn subscribe(
         &self,
         topic: &str,
         handler: impl Handler,
     ) -> Result<Subscription, Error> {
-        self.subscribe_with(topic, Metadata::new(), Arc::new(handler))
-            .await
-    }
-
-    /// Subscribes with per-subscription metadata.
-    pub async fn subscribe_with(
-        &self,
-        topic: &str,
-        metadata: Metadata,
-        handler: Arc<dyn Handler>,
-    ) -> Result<Subscription, Error> {
         let (stop_sender, stop) = watch::channel(false);
         let request = types::SubscribeRequest {
             topic: topic.to_string(),
-            metadata,
+            metadata: Metadata::new(),
             resume_consumer: None,
         };
         let listener = Listener {
             runtime: self.runtime.clone(),
             metadata: self.metadata.clone(),
-            handler,
+            handler: Arc::new(handler),
             request,
             stop,
             handover: Handover::default(),
