@@ -137,14 +137,16 @@ fn stream_add_publish_and_subscribe_end_to_end() {
     );
     assert!(lines.status.success(), "{}", stderr(&lines));
     let acks = json_lines(&lines);
-    assert_eq!(acks.len(), 3);
-    assert_eq!(
-        (acks[0]["sequence"].as_u64(), acks[1]["sequence"].as_u64()),
-        (Some(2), Some(3))
+    let sequences: Vec<_> = acks.iter().map(|a| a["sequence"].as_u64()).collect();
+    assert_eq!(sequences, vec![Some(2), Some(3), Some(4)]);
+    assert!(
+        acks.iter().all(|a| a["duplicate"] == false),
+        "each line is an event of its own, whatever its business id: {acks:?}"
     );
-    assert_eq!(
-        acks[2]["duplicate"], true,
-        "the third line repeats event id o-1"
+    assert!(
+        stderr(&lines).contains("published 3 lines: 3 stored, 0 duplicates, 0 failed"),
+        "{}",
+        stderr(&lines)
     );
 
     let received = run(
@@ -155,7 +157,7 @@ fn stream_add_publish_and_subscribe_end_to_end() {
             "--topic",
             "orders.new",
             "--count",
-            "3",
+            "4",
             "--timeout",
             "20",
         ],
@@ -165,9 +167,20 @@ fn stream_add_publish_and_subscribe_end_to_end() {
     let messages = json_lines(&received);
     let data: Vec<_> = messages
         .iter()
-        .map(|m| m["data"].as_str().unwrap().to_string())
+        .map(|m| m["cloudevent"]["data"].clone())
         .collect();
-    assert_eq!(data, vec![r#"{"id":"o-1","n":1}"#, "a", "b"]);
+    assert_eq!(
+        data,
+        vec![
+            serde_json::json!({"id": "o-1", "n": 1}),
+            "a".into(),
+            "b".into(),
+            serde_json::json!({"id": "o-1"})
+        ]
+    );
+    assert_eq!(messages[0]["content_type"], "application/cloudevents+json");
+    assert_eq!(messages[0]["cloudevent"]["type"], "com.dapr.event.sent");
+    assert_eq!(messages[0]["cloudevent"]["pubsubname"], "pubsub");
     assert_eq!(messages[0]["topic"], "orders.new");
     assert_eq!(messages[0]["subject"], "orders.new");
     assert_eq!(messages[0]["metadata"]["Topic"], "orders.new");
@@ -277,7 +290,7 @@ fn sigterm_stops_gracefully_and_loses_nothing() {
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&line).unwrap()["data"],
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()["cloudevent"]["data"],
         "first"
     );
 
@@ -320,7 +333,143 @@ fn sigterm_stops_gracefully_and_loses_nothing() {
         None,
     );
     assert!(next.status.success(), "{}", stderr(&next));
-    assert_eq!(json_lines(&next)[0]["data"], "second");
+    assert_eq!(json_lines(&next)[0]["cloudevent"]["data"], "second");
+}
+
+/// The case a new user hit: two updates of one order, the same business `id`. Wrapped as
+/// daprd wraps them, both are stored; a CloudEvent published twice (a retry) and `--raw`
+/// JSON with the same `id` are deduplicated, as in Dapr, and the CLI says so.
+#[test]
+fn updates_with_one_business_id_are_all_stored_and_duplicates_are_reported() {
+    let server = support::server();
+    let dir = tempfile::tempdir().unwrap();
+    let file = component(dir.path(), &server.url(), "");
+    let file = file.to_str().unwrap();
+    let added = run(
+        &[
+            "stream",
+            "add",
+            "ORDERS",
+            "--subjects",
+            "orders.*",
+            "--component",
+            file,
+        ],
+        None,
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let publish = |data: &str, extra: &[&str]| {
+        let mut args = vec![
+            "publish",
+            "--component",
+            file,
+            "--topic",
+            "orders.created",
+            "--data",
+            data,
+        ];
+        args.extend_from_slice(extra);
+        let output = run(&args, None);
+        assert!(
+            output.status.success(),
+            "a duplicate is success: {}",
+            stderr(&output)
+        );
+        let ack = json_lines(&output).remove(0);
+        (ack, stderr(&output))
+    };
+
+    let (created, quiet) = publish(r#"{"id":"o-1","status":"created"}"#, &[]);
+    let (paid, _) = publish(r#"{"id":"o-1","status":"paid"}"#, &[]);
+    assert_eq!(
+        (created["sequence"].as_u64(), created["duplicate"].as_bool()),
+        (Some(1), Some(false))
+    );
+    assert_eq!(
+        (paid["sequence"].as_u64(), paid["duplicate"].as_bool()),
+        (Some(2), Some(false)),
+        "the update is stored"
+    );
+    assert!(!quiet.contains("duplicate"), "{quiet}");
+
+    let event = r#"{"specversion":"1.0","id":"evt-9","source":"orders","type":"order.paid","data":{"id":"o-1"}}"#;
+    let (first, _) = publish(event, &[]);
+    let (retry, note) = publish(event, &[]);
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(
+        (retry["sequence"].clone(), retry["duplicate"].clone()),
+        (first["sequence"].clone(), true.into())
+    );
+    assert_eq!(
+        note.trim_end(),
+        format!(
+            "duplicate: stream ORDERS already holds id \"evt-9\" (sequence {}); nothing new was stored",
+            first["sequence"]
+        ),
+        "one line naming the id"
+    );
+
+    let (raw, _) = publish(r#"{"id":"o-2","status":"created"}"#, &["--raw"]);
+    let (raw_again, note) = publish(r#"{"id":"o-2","status":"paid"}"#, &["--raw"]);
+    assert_eq!(
+        (raw["duplicate"].clone(), raw_again["duplicate"].clone()),
+        (false.into(), true.into())
+    );
+    assert!(note.contains("already holds id \"o-2\""), "{note}");
+
+    // Deduplication on purpose, for wrapped payloads: the request metadata's Nats-Msg-Id.
+    let (chosen, _) = publish("a", &["--request-metadata", "Nats-Msg-Id=batch-7"]);
+    let (again, note) = publish("b", &["--request-metadata", "Nats-Msg-Id=batch-7"]);
+    assert_eq!(
+        (chosen["duplicate"].clone(), again["duplicate"].clone()),
+        (false.into(), true.into())
+    );
+    assert!(note.contains("already holds id \"batch-7\""), "{note}");
+
+    let lines = run(
+        &[
+            "publish",
+            "--component",
+            file,
+            "--topic",
+            "orders.created",
+            "--lines",
+            "--raw",
+        ],
+        Some("{\"id\":\"o-3\"}\n{\"id\":\"o-3\"}\nplain\n"),
+    );
+    assert!(lines.status.success(), "{}", stderr(&lines));
+    assert!(
+        stderr(&lines).contains("line 2: duplicate: stream ORDERS already holds id \"o-3\"")
+            && stderr(&lines).contains("published 3 lines: 2 stored, 1 duplicates, 0 failed"),
+        "{}",
+        stderr(&lines)
+    );
+
+    // What a subscriber sees: both updates, each in its own envelope.
+    let received = run(
+        &[
+            "subscribe",
+            "--component",
+            file,
+            "--topic",
+            "orders.*",
+            "--count",
+            "2",
+            "--timeout",
+            "20",
+        ],
+        None,
+    );
+    assert!(received.status.success(), "{}", stderr(&received));
+    let statuses: Vec<_> = json_lines(&received)
+        .iter()
+        .map(|line| line["cloudevent"]["data"]["status"].clone())
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![serde_json::json!("created"), serde_json::json!("paid")]
+    );
 }
 
 #[test]
