@@ -6,11 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use jetstream_pubsub_host::cloudevent::Envelope;
 use jetstream_pubsub_host::nats_server::{NatsServer, ServerOptions, is_listening};
 use jetstream_pubsub_host::provision::{self, Storage, StreamSpec};
 use jetstream_pubsub_host::{AppStatus, BulkEntry, ConnectionSettings, Message, Runtime};
 
 use super::{Failure, SandboxArgs};
+
+/// The pub/sub's name in the demo's CloudEvents (`pubsubname`).
+const PUBSUB_NAME: &str = "pubsub";
 
 /// Entries per pipelined bulk publish.
 const BATCH: usize = 500;
@@ -131,17 +135,22 @@ async fn round_trip(
     };
     let subscription = pubsub.subscribe(topic, handler).await?;
 
+    let envelope = Envelope::new("jetstream-pubsub-demo", PUBSUB_NAME);
     let started = Instant::now();
     let mut published = 0usize;
     let mut duplicates_acked = 0usize;
     for chunk_start in (0..count).step_by(BATCH) {
         let entries = (chunk_start..(chunk_start + BATCH).min(count))
-            .map(|n| BulkEntry {
-                entry_id: n.to_string(),
-                data: format!(r#"{{"specversion":"1.0","id":"demo-{n}","type":"demo","source":"jetstream-pubsub","data":{{"n":{n}}}}}"#)
-                    .into_bytes(),
-                content_type: Some("application/cloudevents+json".into()),
-                metadata: Vec::new(),
+            .map(|n| {
+                // An order as an application would publish it, wrapped as daprd wraps it.
+                let order = format!(r#"{{"id":"order-{n}","n":{n}}}"#).into_bytes();
+                let event = envelope.wrap(topic, order, Some("application/json"));
+                BulkEntry {
+                    entry_id: n.to_string(),
+                    data: event.data,
+                    content_type: Some(event.content_type),
+                    metadata: Vec::new(),
+                }
             })
             .collect();
         for result in pubsub.bulk_publish(topic, entries, Vec::new()).await? {
