@@ -218,7 +218,7 @@ async fn dapr_conformance_scenario() {
     let mut expected: BTreeMap<&str, Vec<String>> =
         BTreeMap::from([("multiTopic1", Vec::new()), ("multiTopic2", Vec::new())]);
     let topic_of = |n: usize| {
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             "multiTopic1"
         } else {
             "multiTopic2"
@@ -281,7 +281,10 @@ async fn dapr_conformance_scenario() {
         got.sort();
         let mut want = expected[topic].clone();
         want.sort();
-        assert_eq!(got, want, "{topic} received only what was sent before its stop");
+        assert_eq!(
+            got, want,
+            "{topic} received only what was sent before its stop"
+        );
     }
 
     // 8. close.

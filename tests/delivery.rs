@@ -66,7 +66,10 @@ async fn max_deliver_stops_redelivery() {
     // Settled: the server gave up on the message, so nothing comes again.
     let info = support::settled(&server.url(), subscription.consumer()).await;
     assert_eq!(
-        (info.delivered.consumer_sequence, recorder.count_of("always-fails")),
+        (
+            info.delivered.consumer_sequence,
+            recorder.count_of("always-fails")
+        ),
         (2, 2),
         "maxDeliver 2: delivered twice, then never again"
     );
@@ -144,7 +147,10 @@ async fn a_handler_longer_than_ack_wait_is_not_redelivered() {
     // Then it is acknowledged, and the server counts every delivery it ever made: one.
     let info = support::settled(&server.url(), subscription.consumer()).await;
     assert_eq!(
-        (info.delivered.consumer_sequence, calls.load(Ordering::SeqCst)),
+        (
+            info.delivered.consumer_sequence,
+            calls.load(Ordering::SeqCst)
+        ),
         (1, 1),
         "in-progress kept the message from being redelivered"
     );

@@ -210,7 +210,9 @@ pub async fn consumer_info(
     stream: &str,
     consumer: &str,
 ) -> Option<async_nats::jetstream::consumer::Info> {
-    let client = async_nats::connect(url).await.expect("a plain client connects");
+    let client = async_nats::connect(url)
+        .await
+        .expect("a plain client connects");
     let jetstream = async_nats::jetstream::new(client);
     let mut consumer = jetstream
         .get_consumer_from_stream::<async_nats::jetstream::consumer::Config, _, _>(consumer, stream)
@@ -225,7 +227,10 @@ pub async fn consumer_info(
 /// component answers a message only after its handler returned, what the handlers received
 /// is final. The info it returns counts in `delivered.consumer_sequence` every delivery the
 /// server made, redeliveries included.
-pub async fn settled(url: &str, consumer: &ConsumerSummary) -> async_nats::jetstream::consumer::Info {
+pub async fn settled(
+    url: &str,
+    consumer: &ConsumerSummary,
+) -> async_nats::jetstream::consumer::Info {
     let deadline = Instant::now() + SIGNAL_WAIT;
     loop {
         let info = consumer_info(url, &consumer.stream, &consumer.name).await;
