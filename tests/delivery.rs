@@ -16,21 +16,6 @@ use support::Recorder;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Consumer info straight from the server, with a plain async-nats client.
-async fn consumer_info(
-    url: &str,
-    stream: &str,
-    durable: &str,
-) -> Option<async_nats::jetstream::consumer::Info> {
-    let client = async_nats::connect(url).await.unwrap();
-    let jetstream = async_nats::jetstream::new(client);
-    let mut consumer = jetstream
-        .get_consumer_from_stream::<async_nats::jetstream::consumer::Config, _, _>(durable, stream)
-        .await
-        .ok()?;
-    consumer.info().await.ok().cloned()
-}
-
 /// Wraps a recording handler so that each call takes `work` (a yield when zero) and the
 /// most calls ever running at once is counted.
 fn tracking_concurrency(
@@ -78,10 +63,14 @@ async fn max_deliver_stops_redelivery() {
     recorder
         .wait_until(WAIT, "two deliveries", |m| m.len() >= 2)
         .await;
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    // Settled: the server gave up on the message, so nothing comes again.
+    let info = support::settled(&server.url(), subscription.consumer()).await;
     assert_eq!(
-        recorder.count_of("always-fails"),
-        2,
+        (
+            info.delivered.consumer_sequence,
+            recorder.count_of("always-fails")
+        ),
+        (2, 2),
         "maxDeliver 2: delivered twice, then never again"
     );
     subscription.stop().await.unwrap();
@@ -104,11 +93,11 @@ async fn retries_follow_the_backoff_steps() {
     recorder
         .wait_until(WAIT, "three deliveries", |m| m.len() >= 3)
         .await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let info = support::settled(&server.url(), subscription.consumer()).await;
     let arrivals = recorder.arrivals();
     assert_eq!(
-        arrivals.len(),
-        3,
+        (info.delivered.consumer_sequence, arrivals.len()),
+        (3, 3),
         "maxDeliver 3 ends it: {:?}",
         recorder.payloads()
     );
@@ -131,14 +120,15 @@ async fn a_handler_longer_than_ack_wait_is_not_redelivered() {
     let server = support::server();
     support::stream(&server, "SLOW", &["slow"]).await;
     let (runtime, pubsub) = support::pubsub(&server, &[("ackWait", "1s")]).await;
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (calls, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let handler = {
-        let calls = calls.clone();
+        let (calls, finished) = (calls.clone(), finished.clone());
         move |_message: Message| {
-            let calls = calls.clone();
+            let (calls, finished) = (calls.clone(), finished.clone());
             async move {
                 calls.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(2_500)).await;
+                finished.fetch_add(1, Ordering::SeqCst);
                 AppStatus::Success
             }
         }
@@ -148,15 +138,20 @@ async fn a_handler_longer_than_ack_wait_is_not_redelivered() {
         .publish("slow", b"takes-2.5s".to_vec())
         .await
         .unwrap();
+    // Two and a half ack waits pass while the handler runs.
     let deadline = Instant::now() + WAIT;
-    while calls.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+    while finished.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the handler never finished");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // Two and a half ack waits pass while the handler runs, and one more after it acked.
-    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    // Then it is acknowledged, and the server counts every delivery it ever made: one.
+    let info = support::settled(&server.url(), subscription.consumer()).await;
     assert_eq!(
-        calls.load(Ordering::SeqCst),
-        1,
+        (
+            info.delivered.consumer_sequence,
+            calls.load(Ordering::SeqCst)
+        ),
+        (1, 1),
         "in-progress kept the message from being redelivered"
     );
     subscription.stop().await.unwrap();
@@ -185,13 +180,15 @@ async fn ack_policy_none_sends_no_answers() {
     recorder
         .wait_until(WAIT, "the message", |m| !m.is_empty())
         .await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // With ack policy none the server holds nothing pending, so it has nothing to send
+    // again, and says it delivered once.
+    let info = support::settled(&server.url(), subscription.consumer()).await;
     assert_eq!(
-        recorder.count_of("once"),
-        1,
+        (info.delivered.consumer_sequence, recorder.count_of("once")),
+        (1, 1),
         "ack policy none: a failed message is not redelivered"
     );
-    let info = consumer_info(&server.url(), "FIRE", "fire")
+    let info = support::consumer_info(&server.url(), "FIRE", "fire")
         .await
         .expect("durable exists");
     assert_eq!(
@@ -271,7 +268,7 @@ async fn answered_as_each_handler_finishes(concurrency: &str) {
     let subscription = pubsub.subscribe(&subject, handler).await.unwrap();
     let deadline = Instant::now() + WAIT;
     let info = loop {
-        let info = consumer_info(&server.url(), &stream, "prompt")
+        let info = support::consumer_info(&server.url(), &stream, "prompt")
             .await
             .unwrap();
         if info.ack_floor.stream_sequence >= 2 || Instant::now() > deadline {
@@ -287,7 +284,7 @@ async fn answered_as_each_handler_finishes(concurrency: &str) {
     assert_eq!(handled.load(Ordering::SeqCst), 2);
     release.notify_one();
     subscription.stop().await.unwrap();
-    let info = consumer_info(&server.url(), &stream, "prompt")
+    let info = support::consumer_info(&server.url(), &stream, "prompt")
         .await
         .unwrap();
     assert_eq!(info.ack_floor.stream_sequence, 3);
@@ -334,7 +331,8 @@ async fn parallel_mode_runs_handlers_concurrently_bounded_by_max_ack_pending() {
     recorder
         .wait_until(WAIT, "101 deliveries", |m| m.len() >= 101)
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let info = support::settled(&server.url(), subscription.consumer()).await;
+    assert_eq!(info.delivered.consumer_sequence, 101, "the server's count");
     let max = max_in_flight.load(Ordering::SeqCst);
     assert!(max > 1, "handlers ran concurrently (max in flight {max})");
     assert!(
@@ -461,7 +459,7 @@ async fn competing_consumers_share_the_work_and_resume_after_restart() {
     while total(&first, &second) < 200 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    support::flush(&pubsub, "work", &[&first, &second]).await;
     let mut all: Vec<String> = first
         .payloads()
         .into_iter()
@@ -493,7 +491,7 @@ async fn competing_consumers_share_the_work_and_resume_after_restart() {
     restarted
         .wait_until(WAIT, "the 20 new messages", |m| m.len() >= 20)
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    support::flush(&pubsub, "work", &[&restarted]).await;
     let expected: Vec<String> = (200..220).map(|n| format!("w-{n}")).collect();
     assert_eq!(
         restarted.payloads(),
@@ -578,7 +576,8 @@ async fn wildcard_topics_report_pattern_and_subject() {
     one_level
         .wait_until(WAIT, "one on orders.*", |m| !m.is_empty())
         .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // orders.* would have had orders.eu.paris before a sentinel published after it.
+    support::flush(&pubsub, "orders.sentinel", &[&one_level, &all_levels]).await;
     let star_seen: Vec<_> = one_level
         .messages()
         .iter()
@@ -793,11 +792,15 @@ async fn unsubscribe_stops_only_that_subscription() {
     let sub_right = pubsub.subscribe("right", right.accept_all()).await.unwrap();
     pubsub.publish("left", b"l1".to_vec()).await.unwrap();
     left.wait_until(WAIT, "l1", |m| !m.is_empty()).await;
+    let left_consumer = sub_left.consumer().clone();
     sub_left.stop().await.unwrap();
-    pubsub.publish("left", b"l2".to_vec()).await.unwrap();
+    // Nobody listens for the stopped consumer's deliveries any more: the server can send
+    // it nothing, whatever is published from here on.
+    support::unbound(&server.url(), &left_consumer).await;
+    let l2 = pubsub.publish("left", b"l2".to_vec()).await.unwrap();
     pubsub.publish("right", b"r1".to_vec()).await.unwrap();
     right.wait_until(WAIT, "r1", |m| !m.is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    support::assert_undelivered(&server.url(), &left_consumer, l2.sequence).await;
     assert_eq!(
         left.payloads(),
         vec!["l1"],
@@ -854,7 +857,7 @@ async fn stop_waits_for_the_handler_and_leaves_the_durable() {
     pubsub.close().await.unwrap();
     runtime.shutdown().await;
 
-    let info = consumer_info(&server.url(), "KEEP", "keeper")
+    let info = support::consumer_info(&server.url(), "KEEP", "keeper")
         .await
         .expect("the durable stays on the server");
     assert_eq!(
@@ -894,7 +897,7 @@ async fn a_consumer_deleted_under_the_subscription_is_recreated() {
         )
         .await;
     assert!(
-        consumer_info(&server.url(), "GONE", "phoenix")
+        support::consumer_info(&server.url(), "GONE", "phoenix")
             .await
             .is_some(),
         "the durable exists again"
@@ -961,7 +964,7 @@ async fn close_stops_every_subscription_after_its_in_flight_handler() {
         .unwrap_err();
     assert_eq!(err.to_string(), "component is closed");
     runtime.shutdown().await;
-    let info = consumer_info(&server.url(), "CLOSE", "closer")
+    let info = support::consumer_info(&server.url(), "CLOSE", "closer")
         .await
         .expect("the durable stays on the server");
     assert_eq!(

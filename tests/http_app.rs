@@ -492,12 +492,11 @@ async fn parallel_mode_posts_concurrently_single_mode_one_at_a_time() {
 async fn app_down_is_retried_and_the_message_arrives_once_it_is_up() {
     let server = support::server();
     support::stream(&server, "LATE", &["late"]).await;
-    // A free port that nothing listens on yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port held for the app from the start, but not listened on yet: connecting is
+    // refused, and no other process can take the port before the app listens.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let file = manifest(dir.path(), &server.url(), "");
     let url = format!("http://127.0.0.1:{port}/late");
@@ -534,7 +533,7 @@ async fn app_down_is_retried_and_the_message_arrives_once_it_is_up() {
         rest
     });
 
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let listener = socket.listen(1024).unwrap();
     let app = App::serve(listener, |_, _| reply(200, ""));
     let status = tokio::time::timeout(Duration::from_secs(30), subscriber.wait())
         .await

@@ -723,7 +723,8 @@ async fn a_backlog_of_max_size_messages_fits_the_memory_cap() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let elapsed = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Settled: every delivery answered and the server's count of them is final.
+    let info = support::settled(&server.url(), subscription.consumer()).await;
     let order = order.lock().expect("lock").clone();
     let unique: BTreeSet<usize> = order.iter().copied().collect();
     let in_order = order.windows(2).all(|pair| pair[0] < pair[1]);
@@ -736,6 +737,10 @@ async fn a_backlog_of_max_size_messages_fits_the_memory_cap() {
         COUNT - unique.len()
     );
     assert_eq!(unique.len(), COUNT, "every large message arrived");
+    assert_eq!(
+        info.delivered.consumer_sequence, COUNT as u64,
+        "the server delivered each once"
+    );
     assert_eq!(
         order,
         (0..COUNT).collect::<Vec<_>>(),

@@ -131,12 +131,13 @@ async fn same_cloudevent_id_is_stored_and_delivered_once() {
     pubsub.publish("events", b"raw".to_vec()).await.unwrap();
     pubsub.publish("events", b"raw".to_vec()).await.unwrap();
 
+    // The raw pair was stored after the event: a second copy of the event would have
+    // arrived before it.
     recorder
         .wait_until(Duration::from_secs(5), "the raw pair", |m| {
             m.iter().filter(|m| m.data == b"raw"[..]).count() == 2
         })
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         recorder.count_of(std::str::from_utf8(&event).unwrap()),
         1,
@@ -165,7 +166,9 @@ async fn retry_redelivers_the_message() {
     recorder
         .wait_until(Duration::from_secs(5), "a redelivery", |m| m.len() >= 2)
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Acknowledged: the server holds nothing pending and delivered twice in all.
+    let info = support::settled(&server.url(), subscription.consumer()).await;
+    assert_eq!(info.delivered.consumer_sequence, 2);
     assert_eq!(
         recorder.payloads(),
         vec!["job-1", "job-1"],
@@ -206,7 +209,9 @@ async fn drop_is_never_redelivered_and_the_server_announces_it() {
     recorder
         .wait_until(Duration::from_secs(5), "both messages", |m| m.len() >= 2)
         .await;
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // Terminated and acknowledged: nothing pending, two deliveries in all.
+    let info = support::settled(&server.url(), subscription.consumer()).await;
+    assert_eq!(info.delivered.consumer_sequence, 2, "no redelivery");
     assert_eq!(
         recorder.count_of("poison"),
         1,

@@ -156,8 +156,21 @@ async fn a_handler_still_running_when_its_instance_traps_keeps_its_message() {
         .publish("keep", b"fault:trap".to_vec())
         .await
         .unwrap();
-    // Three ack waits, while the handler of the first delivery still runs.
+    // Three ack waits, while the handler of the first delivery still runs: a wait that
+    // has to pass for a missing in-progress to show.
     tokio::time::sleep(Duration::from_millis(3_500)).await;
+    // Then `slow` (stream sequence 1) is acknowledged, so it can never come back: a
+    // redelivery could only have happened while its handler ran, and would have started
+    // another one.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let info = support::consumer_info(&server.url(), "KEEP", "keep").await;
+        if info.is_some_and(|info| info.ack_floor.stream_sequence >= 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slow was never acknowledged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
         slow_starts.load(Ordering::SeqCst),
         1,
@@ -220,7 +233,10 @@ async fn a_runaway_loop_is_stopped_and_waiting_does_not_count() {
         vec!["after-spin"],
         "the runaway call was stopped, the subscription went on"
     );
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // Settled: slow-1 was answered after its handler, once (a handler cut off by the
+    // budget would leave it unacknowledged, and maxDeliver 1 never sends it again).
+    let info = support::settled(&server.url(), other_subscription.consumer()).await;
+    assert_eq!(info.delivered.consumer_sequence, 1);
     assert_eq!(
         other.payloads(),
         vec!["slow-1"],
@@ -332,10 +348,11 @@ async fn a_component_cannot_pile_up_pending_acks() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(stream.info().await.unwrap().state.messages, 8, "{stored}");
 
     // The instance that kept them is replaced: publishing works again, well past the limit.
+    // The 28 below also bounds a ninth send: had it left, it would have been stored before
+    // these, which are acknowledged.
     for n in 1..=20 {
         pubsub
             .publish("hoard", format!("after-{n}").into_bytes())

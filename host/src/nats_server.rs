@@ -1,5 +1,6 @@
-//! A local `nats-server` process: started on a free loopback port with its own store
-//! directory, stopped by PID. Used by `jetstream-pubsub demo` when no server answers, by
+//! A local `nats-server` process: started on a loopback port it picks itself (`-p -1`, read
+//! back from its log, so no two servers started at once can race for a port), with its own
+//! store directory, stopped by PID. Used by `jetstream-pubsub demo` when no server answers, by
 //! `bench`, and by the integration tests (restarts, auth and TLS configs, clusters).
 //!
 //! Only servers started here are ever stopped; a server already running on the
@@ -19,14 +20,22 @@ pub enum ServerError {
     /// It started but never became ready; the log's tail says why.
     #[error("nats-server on port {port} did not become ready: {log_tail}")]
     NotReady {
-        /// The port it was given.
+        /// The port it was given; 0 when it was to pick one and never reported it.
         port: u16,
         /// The last lines of its log.
         log_tail: String,
     },
-    /// Any other I/O failure (temp dir, free port).
+    /// Any other I/O failure (temp dir, spawning).
     #[error("starting nats-server: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl ServerError {
+    /// True when the server could not listen because the port was taken: worth starting
+    /// again with other ports when they came from [`free_port`].
+    pub fn is_address_in_use(&self) -> bool {
+        matches!(self, Self::NotReady { log_tail, .. } if log_tail.contains("address already in use"))
+    }
 }
 
 /// How to start a server.
@@ -50,12 +59,12 @@ impl Default for ServerOptions {
 }
 
 impl ServerOptions {
-    /// JetStream on, free port, no config file.
+    /// JetStream on, a port the server picks, no config file.
     pub fn jetstream() -> Self {
         Self::default()
     }
 
-    /// Listen on this port instead of a free one.
+    /// Listen on this port instead of one the server picks.
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
         self
@@ -78,10 +87,8 @@ impl ServerOptions {
         let dir = tempfile::Builder::new()
             .prefix("jetstream-pubsub-nats-")
             .tempdir()?;
-        let port = match self.port {
-            Some(port) => port,
-            None => free_port()?,
-        };
+        // 0 until the server reports the port it picked; restarts then reuse it.
+        let port = self.port.unwrap_or(0);
         let mut server = NatsServer {
             options: self,
             port,
@@ -101,7 +108,13 @@ pub struct NatsServer {
     child: Option<Child>,
 }
 
-/// A free TCP port on the loopback interface.
+/// A TCP port that was free on the loopback interface a moment ago.
+///
+/// Racy by nature: another process can take it between this call and its use, so a server
+/// started on it can fail with [`ServerError::is_address_in_use`], and the caller has to
+/// start again with a new one. Only for ports that must be known before a server starts
+/// (a cluster's route ports, which every node lists up front); a client port should be
+/// left for the server to pick ([`ServerOptions::port`] unset).
 pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -155,7 +168,12 @@ impl NatsServer {
 
     fn spawn(&mut self) -> Result<(), ServerError> {
         let mut command = Command::new("nats-server");
-        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        // `-p -1`: the server binds a port of its own choosing and logs which one.
+        let port = match self.port {
+            0 => "-1".to_string(),
+            port => port.to_string(),
+        };
+        command.args(["-a", "127.0.0.1", "-p", &port]);
         if self.options.jetstream {
             command.arg("-js").arg("-sd").arg(self.store_dir());
         }
@@ -186,7 +204,14 @@ impl NatsServer {
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
-            if log.contains("Server is ready") && is_listening(&format!("127.0.0.1:{}", self.port))
+            if self.port == 0
+                && let Some(port) = reported_port(&log)
+            {
+                self.port = port;
+            }
+            if self.port != 0
+                && log.contains("Server is ready")
+                && is_listening(&format!("127.0.0.1:{}", self.port))
             {
                 return Ok(());
             }
@@ -240,7 +265,8 @@ impl NatsServer {
         }
     }
 
-    /// Starts the server again on the same port and store (after `kill` or `stop`).
+    /// Starts the server again on the same port and store (after `kill` or `stop`). Fails
+    /// if another process took the port while the server was down.
     pub fn start_again(&mut self) -> Result<(), ServerError> {
         if self.child.is_none() {
             self.spawn()?;
@@ -255,8 +281,46 @@ impl NatsServer {
     }
 }
 
+/// The client port in the log's last "Listening for client connections on HOST:PORT" line
+/// (nats-server 2.9 logs it before "Server is ready").
+fn reported_port(log: &str) -> Option<u16> {
+    let line = log
+        .lines()
+        .rev()
+        .find(|line| line.contains("Listening for client connections on "))?;
+    line.trim_end().rsplit(':').next()?.parse().ok()
+}
+
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_port_is_read_from_the_listening_line() {
+        let log = "[1] 2026/12/06 19:40:47.431071 [INF] Listening for client connections on 127.0.0.1:42843\n\
+                   [1] 2026/12/06 19:40:47.431545 [INF] Listening for route connections on 127.0.0.1:42545\n\
+                   [1] 2026/12/06 19:40:47.431600 [INF] Server is ready\n";
+        assert_eq!(reported_port(log), Some(42843));
+        assert_eq!(reported_port("[1] [INF] Starting nats-server\n"), None);
+    }
+
+    #[test]
+    fn a_taken_port_is_told_apart() {
+        let taken = ServerError::NotReady {
+            port: 4222,
+            log_tail: "[FTL] Error listening on port: 127.0.0.1:4222, \"listen tcp 127.0.0.1:4222: bind: address already in use\"".into(),
+        };
+        assert!(taken.is_address_in_use());
+        let other = ServerError::NotReady {
+            port: 0,
+            log_tail: "[FTL] bad config".into(),
+        };
+        assert!(!other.is_address_in_use());
     }
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use jetstream_pubsub_host::ConnectionSettings;
-use jetstream_pubsub_host::nats_server::{NatsServer, ServerOptions, free_port};
+use jetstream_pubsub_host::nats_server::{NatsServer, ServerError, ServerOptions, free_port};
 use jetstream_pubsub_host::provision::{self, Storage, StreamSpec};
 
 /// A running cluster; every node is killed by PID on drop.
@@ -12,7 +12,7 @@ pub struct Cluster {
     nodes: Vec<(String, NatsServer)>,
 }
 
-/// Distinct free loopback ports.
+/// Distinct loopback ports that were free a moment ago.
 fn free_ports(count: usize) -> Vec<u16> {
     let mut ports = Vec::with_capacity(count);
     while ports.len() < count {
@@ -24,37 +24,56 @@ fn free_ports(count: usize) -> Vec<u16> {
     ports
 }
 
+/// How many times a cluster start is tried again when a route port was taken.
+const START_ATTEMPTS: usize = 5;
+
 impl Cluster {
     /// Starts `size` nodes named `node1`.. in cluster `name`, routed to one another.
+    ///
+    /// Each node picks its own client port. The route ports must be known before any node
+    /// starts (a JetStream cluster refuses to start without its routes), so they come from
+    /// [`free_port`], which can race with another process: when a node finds its port
+    /// taken, the nodes started so far are killed and the whole cluster starts again on new
+    /// ports.
     pub fn start(name: &str, size: usize) -> Self {
-        let ports = free_ports(size * 2);
-        let (client_ports, cluster_ports) = ports.split_at(size);
+        let mut attempt = 1;
+        loop {
+            match Self::try_start(name, size) {
+                Ok(cluster) => return cluster,
+                Err(err) if err.is_address_in_use() && attempt < START_ATTEMPTS => {
+                    eprintln!("cluster {name}: a route port was taken ({err}); starting again");
+                    attempt += 1;
+                }
+                Err(err) => panic!("cluster {name}: a node did not start: {err}"),
+            }
+        }
+    }
+
+    fn try_start(name: &str, size: usize) -> Result<Self, ServerError> {
+        let cluster_ports = free_ports(size);
         let route = |port: &u16| format!("nats://127.0.0.1:{port}");
-        let nodes = (0..size)
-            .map(|i| {
-                let node = format!("node{}", i + 1);
-                let routes: Vec<String> = cluster_ports
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != i)
-                    .map(|(_, port)| route(port))
-                    .collect();
-                let server = ServerOptions::jetstream()
-                    .port(client_ports[i])
-                    .arg("-n")
-                    .arg(node.as_str())
-                    .arg("--cluster")
-                    .arg(route(&cluster_ports[i]))
-                    .arg("--cluster_name")
-                    .arg(name)
-                    .arg("--routes")
-                    .arg(routes.join(","))
-                    .start()
-                    .expect("a cluster node starts");
-                (node, server)
-            })
-            .collect();
-        Self { nodes }
+        let mut nodes = Vec::with_capacity(size);
+        for (i, cluster_port) in cluster_ports.iter().enumerate() {
+            let node = format!("node{}", i + 1);
+            let routes: Vec<String> = cluster_ports
+                .iter()
+                .filter(|port| *port != cluster_port)
+                .map(route)
+                .collect();
+            // On an error, the nodes already started are killed as `nodes` drops.
+            let server = ServerOptions::jetstream()
+                .arg("-n")
+                .arg(node.as_str())
+                .arg("--cluster")
+                .arg(route(cluster_port))
+                .arg("--cluster_name")
+                .arg(name)
+                .arg("--routes")
+                .arg(routes.join(","))
+                .start()?;
+            nodes.push((node, server));
+        }
+        Ok(Self { nodes })
     }
 
     /// Every node's client URL, comma-separated: what a user puts in `natsURL`.

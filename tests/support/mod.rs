@@ -1,6 +1,7 @@
-//! Shared harness of the integration tests: a private nats-server per test (free port,
-//! own store, killed by PID on drop), streams, the real component in wasmtime, and a
-//! handler that records what it received.
+//! Shared harness of the integration tests: a private nats-server per test (a port it
+//! picks, own store, killed by PID on drop), streams, the real component in wasmtime, a
+//! handler that records what it received, and the positive signals that nothing more will
+//! arrive ([`flush`], [`settled`], [`unbound`]) in place of sleeping and hoping.
 #![allow(dead_code)]
 
 pub mod capture;
@@ -9,12 +10,18 @@ pub mod cluster;
 pub mod jwt;
 pub mod stand_in;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jetstream_pubsub_host::nats_server::{NatsServer, ServerOptions};
 use jetstream_pubsub_host::provision::{self, Storage, StreamSpec};
-use jetstream_pubsub_host::{AppStatus, ConnectionSettings, Message, Metadata, PubSub, Runtime};
+use jetstream_pubsub_host::{
+    AppStatus, ConnectionSettings, ConsumerSummary, Message, Metadata, PubSub, Runtime,
+};
+
+/// How long the positive signals below may take before the test fails.
+const SIGNAL_WAIT: Duration = Duration::from_secs(20);
 
 /// A JetStream server for one test.
 pub fn server() -> NatsServer {
@@ -63,11 +70,16 @@ pub async fn pubsub(server: &NatsServer, extra: &[(&str, &str)]) -> (Runtime, Pu
     (runtime, pubsub)
 }
 
-/// What a handler saw, in arrival order.
+/// Payloads that start with this are [`flush`]'s sentinels.
+pub const SENTINEL: &str = "sentinel-";
+
+/// What a handler saw, in arrival order. Sentinels are kept apart: they never show in
+/// `messages`, `payloads` or `arrivals`, and are always acknowledged.
 #[derive(Clone, Default)]
 pub struct Recorder {
     messages: Arc<Mutex<Vec<Message>>>,
     arrivals: Arc<Mutex<Vec<Instant>>>,
+    sentinels: Arc<Mutex<Vec<String>>>,
 }
 
 impl Recorder {
@@ -82,7 +94,13 @@ impl Recorder {
         decide: impl Fn(&Message, usize) -> AppStatus + Send + Sync + 'static,
     ) -> impl Fn(Message) -> std::future::Ready<AppStatus> + Send + Sync + 'static {
         let (messages, arrivals) = (self.messages.clone(), self.arrivals.clone());
+        let sentinels = self.sentinels.clone();
         move |message: Message| {
+            if message.data.starts_with(SENTINEL.as_bytes()) {
+                let payload = String::from_utf8_lossy(&message.data).into_owned();
+                sentinels.lock().expect("recorder lock").push(payload);
+                return std::future::ready(AppStatus::Success);
+            }
             let mut seen = messages.lock().expect("recorder lock");
             let nth = seen.iter().filter(|m| m.data == message.data).count() + 1;
             let status = decide(&message, nth);
@@ -102,6 +120,11 @@ impl Recorder {
     /// When each message arrived, in arrival order.
     pub fn arrivals(&self) -> Vec<Instant> {
         self.arrivals.lock().expect("recorder lock").clone()
+    }
+
+    /// The sentinels received, in arrival order.
+    pub fn sentinels(&self) -> Vec<String> {
+        self.sentinels.lock().expect("recorder lock").clone()
     }
 
     pub fn messages(&self) -> Vec<Message> {
@@ -139,5 +162,124 @@ impl Recorder {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+}
+
+/// Proves that nothing published to `topic` before this call is still on its way to the
+/// subscriptions recording into `recorders`: publishes sentinels on `topic`, one at a time,
+/// until each recorder has received one of them.
+///
+/// A push consumer delivers in stream order, NATS keeps one publisher's order towards each
+/// subscriber, and a single-mode subscription calls its handler in order: so a message
+/// stored before the sentinel that reached a recorder either reached that recorder first,
+/// or never will. This holds for first deliveries; a redelivery is not ordered with new
+/// messages (use [`settled`] for those). The members of a queue group each get only some
+/// of the sentinels, which is why more are sent until every recorder has had one.
+pub async fn flush(pubsub: &PubSub, topic: &str, recorders: &[&Recorder]) {
+    static FLUSHES: AtomicUsize = AtomicUsize::new(0);
+    let flush = FLUSHES.fetch_add(1, Ordering::SeqCst);
+    let ours = |recorder: &Recorder| {
+        let mine = format!("{SENTINEL}{flush}-");
+        recorder.sentinels().iter().any(|s| s.starts_with(&mine))
+    };
+    for n in 0..100 {
+        let sentinel = format!("{SENTINEL}{flush}-{n}");
+        pubsub
+            .publish(topic, sentinel.clone().into_bytes())
+            .await
+            .unwrap_or_else(|err| panic!("publishing {sentinel} to {topic}: {err}"));
+        let deadline = Instant::now() + SIGNAL_WAIT;
+        while !recorders.iter().any(|r| r.sentinels().contains(&sentinel)) {
+            assert!(
+                Instant::now() < deadline,
+                "{sentinel} published to {topic} reached no subscriber"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if recorders.iter().all(|r| ours(r)) {
+            return;
+        }
+    }
+    panic!("100 sentinels on {topic}, and some subscriber never got one");
+}
+
+/// Consumer info straight from the server, with a plain async-nats client; None when the
+/// consumer does not exist.
+pub async fn consumer_info(
+    url: &str,
+    stream: &str,
+    consumer: &str,
+) -> Option<async_nats::jetstream::consumer::Info> {
+    let client = async_nats::connect(url)
+        .await
+        .expect("a plain client connects");
+    let jetstream = async_nats::jetstream::new(client);
+    let mut consumer = jetstream
+        .get_consumer_from_stream::<async_nats::jetstream::consumer::Config, _, _>(consumer, stream)
+        .await
+        .ok()?;
+    consumer.info().await.ok().cloned()
+}
+
+/// Waits until `consumer` has nothing left to deliver or redeliver: every stored message
+/// was delivered (`num_pending` 0) and every delivery was answered (`num_ack_pending` 0).
+/// From then on the server sends nothing until something new is stored, and since the
+/// component answers a message only after its handler returned, what the handlers received
+/// is final. The info it returns counts in `delivered.consumer_sequence` every delivery the
+/// server made, redeliveries included.
+pub async fn settled(
+    url: &str,
+    consumer: &ConsumerSummary,
+) -> async_nats::jetstream::consumer::Info {
+    let deadline = Instant::now() + SIGNAL_WAIT;
+    loop {
+        let info = consumer_info(url, &consumer.stream, &consumer.name).await;
+        match info {
+            Some(info) if info.num_pending == 0 && info.num_ack_pending == 0 => return info,
+            _ if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!(
+                "consumer {} on {} did not settle in {SIGNAL_WAIT:?}: {:?}",
+                consumer.name,
+                consumer.stream,
+                other.map(|i| (i.num_pending, i.num_ack_pending, i.delivered))
+            ),
+        }
+    }
+}
+
+/// Waits until the server no longer has anyone listening for `consumer`'s deliveries (not
+/// push-bound), or has deleted it (an ephemeral one, after its inactivity threshold). From
+/// then on it delivers nothing, whatever is published.
+pub async fn unbound(url: &str, consumer: &ConsumerSummary) {
+    let deadline = Instant::now() + SIGNAL_WAIT;
+    loop {
+        match consumer_info(url, &consumer.stream, &consumer.name).await {
+            None => return,
+            Some(info) if !info.push_bound => return,
+            Some(_) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "consumer {} on {} still has a subscriber after {SIGNAL_WAIT:?}",
+                    consumer.name,
+                    consumer.stream
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// Asserts that the server delivered nothing from stream sequence `first` on to `consumer`
+/// (true by itself once an ephemeral consumer is gone: it delivers nothing any more).
+pub async fn assert_undelivered(url: &str, consumer: &ConsumerSummary, first: u64) {
+    if let Some(info) = consumer_info(url, &consumer.stream, &consumer.name).await {
+        assert!(
+            info.delivered.stream_sequence < first,
+            "consumer {} delivered up to stream sequence {}, past {first}",
+            consumer.name,
+            info.delivered.stream_sequence
+        );
     }
 }
