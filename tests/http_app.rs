@@ -613,3 +613,107 @@ async fn bad_app_urls_exit_2_naming_the_url() {
         );
     }
 }
+
+/// An app written for Dapr gets what daprd gives it: the event the publisher's sidecar
+/// made, as `application/cloudevents+json`; on a raw subscription, a new event carrying the
+/// bytes as `data_base64`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dapr_app_receives_the_cloud_event_it_expects() {
+    let server = support::server();
+    support::stream(&server, "ORDERS", &["orders.*"]).await;
+    let app = App::start(|_, _| reply(200, r#"{"status":"SUCCESS"}"#)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = manifest(dir.path(), &server.url(), "");
+    let published = Command::new(BIN)
+        .args(["publish", "--component", file.to_str().unwrap()])
+        .args([
+            "--topic",
+            "orders.new",
+            "--data",
+            r#"{"id":"o-1","status":"paid"}"#,
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(published.status.success(), "{}", stderr(&published));
+    // A CloudEvent from a plain NATS client, no content type: still delivered as one.
+    let foreign = r#"{"specversion":"1.0","id":"ext-1","source":"billing","type":"invoice.sent"}"#;
+    publish(&server, "orders.ext", &[foreign]).await;
+
+    let output = subscribe(
+        &file,
+        "orders.*",
+        &[
+            "--app-url",
+            &app.url("/orders"),
+            "--count",
+            "2",
+            "--timeout",
+            "20",
+        ],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let received = app.received();
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert_eq!(received[1].body, foreign);
+    assert_eq!(
+        received[1].header("content-type"),
+        Some("application/cloudevents+json")
+    );
+    assert_eq!(
+        received[0].header("content-type"),
+        Some("application/cloudevents+json")
+    );
+    let event: serde_json::Value = serde_json::from_str(&received[0].body).unwrap();
+    assert_eq!(event["specversion"], "1.0");
+    assert_eq!(event["type"], "com.dapr.event.sent");
+    assert_eq!(event["datacontenttype"], "application/json");
+    assert_eq!(
+        event["data"],
+        serde_json::json!({"id": "o-1", "status": "paid"})
+    );
+    assert_eq!(event["topic"], "orders.new");
+    assert_eq!(event["pubsubname"], "pubsub");
+    assert_eq!(
+        received[0].header("nats-msg-id"),
+        event["id"].as_str(),
+        "the event's id is the message id"
+    );
+
+    // A raw subscription (its own durable) wraps what a plain NATS client published.
+    publish(&server, "orders.raw", &["raw bytes"]).await;
+    let raw_file = dir.path().join("raw.yaml");
+    std::fs::write(
+        &raw_file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("value: http-app", "value: http-app-raw"),
+    )
+    .unwrap();
+    let output = subscribe(
+        &raw_file,
+        "orders.raw",
+        &[
+            "--raw",
+            "--app-url",
+            &app.url("/raw"),
+            "--count",
+            "1",
+            "--timeout",
+            "20",
+        ],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let raw = app.received().pop().unwrap();
+    assert_eq!(raw.path, "/raw");
+    assert_eq!(
+        raw.header("content-type"),
+        Some("application/cloudevents+json")
+    );
+    let event: serde_json::Value = serde_json::from_str(&raw.body).unwrap();
+    assert_eq!(event["data_base64"], "cmF3IGJ5dGVz");
+    assert_eq!(event["datacontenttype"], "application/octet-stream");
+    assert_eq!(event["topic"], "orders.raw");
+}

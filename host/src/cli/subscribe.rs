@@ -165,10 +165,9 @@ impl Sink {
 
 pub(crate) async fn run(args: SubscribeArgs) -> Result<(), Failure> {
     let mut signals = ShutdownSignals::install();
-    let started = args.component.start().await?;
-    let raw_payload = args.raw.then(|| started.name.clone());
-    let sink = match &args.app_url {
-        None => Sink::Print { raw_payload },
+    // Bad arguments are usage errors before anything connects.
+    let app = match &args.app_url {
+        None => None,
         Some(url) => {
             let timeout = Duration::try_from_secs_f64(args.app_timeout)
                 .ok()
@@ -179,13 +178,11 @@ pub(crate) async fn run(args: SubscribeArgs) -> Result<(), Failure> {
                         args.app_timeout
                     ))
                 })?;
-            let app = HttpApp::new(url)
-                .map_err(|err| Failure::Usage(err.to_string()))?
-                .timeout(timeout);
-            Sink::Http(match raw_payload {
-                Some(pubsub_name) => app.raw_payload(pubsub_name),
-                None => app,
-            })
+            Some(
+                HttpApp::new(url)
+                    .map_err(|err| Failure::Usage(err.to_string()))?
+                    .timeout(timeout),
+            )
         }
     };
     let timeout = args
@@ -195,6 +192,13 @@ pub(crate) async fn run(args: SubscribeArgs) -> Result<(), Failure> {
                 .map_err(|_| Failure::Usage(format!("--timeout {secs} is not a number of seconds")))
         })
         .transpose()?;
+    let started = args.component.start().await?;
+    let raw_payload = args.raw.then(|| started.name.clone());
+    let sink = match (app, raw_payload) {
+        (None, raw_payload) => Sink::Print { raw_payload },
+        (Some(app), None) => Sink::Http(app),
+        (Some(app), Some(pubsub_name)) => Sink::Http(app.raw_payload(pubsub_name)),
+    };
     let super::Started {
         runtime, pubsub, ..
     } = started;
