@@ -82,8 +82,10 @@ pub enum HttpAppError {
 /// sidecar delivers to an app's subscription route.
 ///
 /// The request:
-/// - body: the message data, unchanged;
-/// - `Content-Type`: the message's content type, [`DEFAULT_CONTENT_TYPE`] when it has none;
+/// - body: the message unchanged (a CloudEvent as it is); on a raw subscription
+///   ([`HttpApp::raw_payload`]), every message wrapped in a new CloudEvent;
+/// - `Content-Type`: [`cloudevent::CONTENT_TYPE`] for a CloudEvent, else the message's
+///   content type, [`DEFAULT_CONTENT_TYPE`] when it has none;
 /// - [`TOPIC_HEADER`]: the subscribed topic; [`SUBJECT_HEADER`]: the concrete subject;
 /// - one header per metadata entry (the component's `Topic` and the message's NATS headers),
 ///   when the entry is a valid header name and value and not one of the framing headers.
@@ -242,7 +244,6 @@ impl Handler for HttpApp {
     }
 }
 
-/// The request for one message.
 /// The request daprd would send for `message`: a CloudEvent as it is, as
 /// `application/cloudevents+json`; on a raw subscription every message wrapped in one; any
 /// other payload unchanged with its own content type (where daprd would fail to decode it

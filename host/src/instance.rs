@@ -44,8 +44,9 @@ pub(crate) struct InstanceState {
 }
 
 impl InstanceState {
-    /// State for a new instance. The WASI context grants nothing: no files, no
-    /// sockets, no environment, no arguments; stdout and stderr are discarded.
+    /// State for a new instance. The WASI context grants no files, no environment, no
+    /// arguments, and denies every socket address; stdout and stderr are discarded. The
+    /// clocks and random numbers are the host's (wasmtime-wasi's defaults).
     pub(crate) fn new(
         shared: Arc<Shared>,
         handler: Arc<dyn Handler>,

@@ -2,10 +2,11 @@
 //!
 //! Every scenario does the same work twice per round, once with async-nats alone ("raw")
 //! and once through the component, against the same server in the same process. The two
-//! alternate, and which goes first swaps every round, so load from other processes on a
-//! small machine falls on both alike: the ratio of the medians (component / raw) is the
-//! figure that matters, the absolute rates are context. Targets are issue 7's; a miss is
-//! printed as `MISS` and never fails the process, because a timing depends on the machine.
+//! alternate, and which goes first swaps every round (S1, S1f, S1s and S2 take turns within
+//! the round instead), so load from other processes on a small machine falls on both
+//! alike: the ratio of the medians (component / raw) is the figure that matters, the
+//! absolute rates are context. Targets are issue 7's; a miss is printed as `MISS` and never
+//! fails the process, because a timing depends on the machine.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;

@@ -1,5 +1,7 @@
 //! Command-line parsing and the shared plumbing of the subcommands. The CLI keeps no
-//! settings of its own: it reads the manifest into metadata and hands it to the runtime.
+//! settings of its own: it reads the manifest into metadata and hands it to the runtime. The
+//! one thing it reads in the metadata is what its default sandbox policy allows: the
+//! servers of `natsURL` and the values that are paths of existing files.
 
 mod bench;
 mod demo;

@@ -2,8 +2,8 @@
 //!
 //! The component decides (subjects, consumer configuration, answers); this module only
 //! executes, and refuses what the sandbox does not allow. Each WIT resource has a state
-//! type here (`ConnectionHandle`, `PendingAck`, `SubscriptionHandle`) and a file implementing its
-//! `Host*` trait.
+//! type here (`ConnectionHandle`, `PendingAck`, `PendingBatch`, `SubscriptionHandle`) and a
+//! file implementing its `Host*` trait.
 
 mod ack_subject;
 mod connect;
