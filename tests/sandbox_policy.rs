@@ -54,13 +54,32 @@ async fn a_server_outside_the_allow_list_is_refused_before_any_connection() {
     );
     let text = err.to_string();
     assert!(
-        text.contains(&format!("cannot connect to {elsewhere_url}"))
-            && text.contains(&format!(
-                "the sandbox allows only the servers {} (allow-server)",
-                host_port(&server.url())
-            )),
+        text.contains(&format!(
+            "cannot connect to {elsewhere_url}: not a server the sandbox allows (allow-server)"
+        )),
         "{text}"
     );
+    assert!(
+        !text.contains(&host_port(&server.url())),
+        "the component is not told what is allowed: {text}"
+    );
+    // An allowed address with the other one smuggled behind an `@` in a path, a query or a
+    // fragment: one parse decides what is checked and what is connected to, so it is
+    // refused, not connected to the other server.
+    for smuggled in ["/@", "?@", "#@"] {
+        let url = format!("{}{smuggled}{}", server.url(), host_port(&elsewhere_url));
+        let err = failure(
+            allowed
+                .pubsub(support::metadata(&[("natsURL", &url)]))
+                .await,
+            "a server smuggled into a URL's path is refused",
+        );
+        assert!(
+            err.to_string()
+                .contains("a server URL holds a scheme, a host and a port only"),
+            "{url}: {err}"
+        );
+    }
     assert!(
         elsewhere.accept().now_or_never().is_none(),
         "the host never tried to connect"
@@ -119,7 +138,7 @@ async fn a_credential_file_outside_the_allowed_paths_is_refused() {
             text.contains(&format!(
                 "cannot read the credentials file at {:?}",
                 refused.to_str().unwrap()
-            )) && text.contains("(allow-path)"),
+            )) && text.contains("not a file the sandbox allows (allow-path)"),
             "{}: {text}",
             refused.display()
         );

@@ -43,16 +43,6 @@ struct AllowedServer {
     port: u16,
 }
 
-impl std::fmt::Display for AllowedServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
 impl SandboxPolicy {
     /// A policy that allows every server and every file: what the component's metadata
     /// names is used as it is.
@@ -93,27 +83,29 @@ impl SandboxPolicy {
         self
     }
 
-    /// Refuses a server URL the policy does not allow. Called for every URL of a
-    /// `connect`, before any connection is opened.
-    pub(crate) fn check_server(&self, url: &str) -> Result<(), TransportError> {
+    /// Refuses a server the policy does not allow. Called for every server of a `connect`,
+    /// on the address as parsed once (what async-nats will connect to), before any
+    /// connection is opened; `url` is only shown (user info masked). The refusal names the
+    /// server and the rule, not the list: the component is not told what else is allowed.
+    pub(crate) fn check_server(
+        &self,
+        url: &str,
+        address: &async_nats::ServerAddr,
+    ) -> Result<(), TransportError> {
         let Some(allowed) = &self.servers else {
             return Ok(());
         };
-        let shown = crate::transport::redacted_servers(std::slice::from_ref(&url.to_string()));
-        let address: async_nats::ServerAddr = url.parse().map_err(|_| {
-            TransportError::Invalid(format!("cannot connect to {shown}: not a valid server URL"))
-        })?;
-        let host = address.host();
+        let host = normalized_host(address.host());
         let port = address.port();
         if allowed
             .iter()
-            .any(|rule| rule.port == port && rule.host.eq_ignore_ascii_case(host))
+            .any(|rule| rule.port == port && rule.host == host)
         {
             return Ok(());
         }
         Err(TransportError::Refused(format!(
-            "cannot connect to {shown}: the sandbox allows only the servers {} (allow-server)",
-            list(allowed)
+            "cannot connect to {}: not a server the sandbox allows (allow-server)",
+            crate::transport::redacted_servers(std::slice::from_ref(&url.to_string()))
         )))
     }
 
@@ -121,6 +113,11 @@ impl SandboxPolicy {
     /// cluster advertises, which nobody allowed.
     pub(crate) fn limits_servers(&self) -> bool {
         self.servers.is_some()
+    }
+
+    /// Whether the policy limits files: then what the host checked is what it hands on.
+    pub(crate) fn limits_files(&self) -> bool {
+        self.paths.is_some()
     }
 
     /// The path the host may read for `path` (resolved, when the policy limits files, so
@@ -139,16 +136,7 @@ impl SandboxPolicy {
         let shown = shown_path(path, secret);
         let refused = || {
             TransportError::Refused(format!(
-                "cannot read {what} at {shown}: the sandbox allows only the files {} (allow-path)",
-                if allowed.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    allowed
-                        .iter()
-                        .map(|p| format!("{:?}", p.display().to_string()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
+                "cannot read {what} at {shown}: not a file the sandbox allows (allow-path)"
             ))
         };
         // A file that cannot be resolved does not exist (or is unreachable): refused
@@ -174,17 +162,6 @@ pub(crate) fn shown_path(path: &str, secret: bool) -> String {
     }
 }
 
-fn list(servers: &[AllowedServer]) -> String {
-    if servers.is_empty() {
-        return "(none)".to_string();
-    }
-    servers
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// `HOST:PORT` or `[V6]:PORT`.
 fn parse_host_port(text: &str) -> Option<AllowedServer> {
     let (host, port) = text.trim().rsplit_once(':')?;
@@ -200,14 +177,27 @@ fn parse_host_port(text: &str) -> Option<AllowedServer> {
         return None;
     }
     Some(AllowedServer {
-        host: host.to_ascii_lowercase(),
+        host: normalized_host(host),
         port,
     })
+}
+
+/// A host as compared: DNS names in lower case, IPv6 addresses in their canonical form
+/// (`0:0::1` is `::1`).
+fn normalized_host(host: &str) -> String {
+    match host.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => v6.to_string(),
+        Err(_) => host.to_ascii_lowercase(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check(policy: &SandboxPolicy, url: &str) -> Result<(), TransportError> {
+        policy.check_server(url, &url.parse().expect("a valid URL"))
+    }
 
     fn refused(result: Result<impl std::fmt::Debug, TransportError>) -> String {
         match result {
@@ -232,35 +222,33 @@ mod tests {
             "wss://nats.example",
             "nats://[::1]:5222",
         ] {
-            assert!(policy.check_server(url).is_ok(), "{url}");
+            assert!(check(&policy, url).is_ok(), "{url}");
         }
-        let text = refused(policy.check_server("nats://s3cret@10.0.0.9:4222"));
+        let text = refused(check(&policy, "nats://s3cret@10.0.0.9:4222"));
         assert_eq!(
             text,
-            "cannot connect to nats://***@10.0.0.9:4222: the sandbox allows only the servers \
-             127.0.0.1:4222, nats.example:443, [::1]:5222 (allow-server)"
+            "cannot connect to nats://***@10.0.0.9:4222: not a server the sandbox allows (allow-server)"
         );
-        assert!(policy.check_server("nats://127.0.0.1:4223").is_err());
-        assert!(policy.check_server("ws://nats.example").is_err(), "port 80");
+        assert!(check(&policy, "nats://127.0.0.1:4223").is_err());
+        assert!(check(&policy, "ws://nats.example").is_err(), "port 80");
+        // One IPv6 address, two spellings.
+        let v6 = SandboxPolicy::new().allow_server("[0:0::1]:4222").unwrap();
+        assert!(check(&v6, "nats://[::1]:4222").is_ok());
     }
 
     #[test]
     fn the_default_allows_everything_and_deny_all_nothing() {
-        assert!(
-            SandboxPolicy::new()
-                .check_server("nats://anywhere:1")
-                .is_ok()
-        );
+        assert!(check(&SandboxPolicy::new(), "nats://anywhere:1").is_ok());
         assert!(
             SandboxPolicy::new()
                 .readable_path("the credentials file", "/etc/hostname", false)
                 .is_ok()
         );
         let none = SandboxPolicy::deny_all();
-        assert!(refused(none.check_server("nats://127.0.0.1")).contains("servers (none)"));
+        assert!(refused(check(&none, "nats://127.0.0.1")).contains("allow-server"));
         assert!(
             refused(none.readable_path("the TLS CA", "/etc/hostname", false))
-                .contains("files (none)")
+                .ends_with("not a file the sandbox allows (allow-path)")
         );
     }
 

@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
+use async_nats::ServerAddr;
+
 use super::TransportError;
 use super::credentials::{self, CredentialProblem};
+use super::server_url::{self, redacted_servers};
 use crate::bindings::transport::{Auth, ConnectOptions, SecretSource};
 use crate::sandbox::{SandboxPolicy, shown_path};
 
@@ -71,14 +74,21 @@ impl ClientPool {
         options: &ConnectOptions,
         policy: &SandboxPolicy,
     ) -> Result<SharedClient, TransportError> {
-        for server in &options.servers {
-            policy.check_server(server)?;
+        let addresses = options
+            .servers
+            .iter()
+            .map(|url| server_url::parse(url))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (url, address) in options.servers.iter().zip(&addresses) {
+            policy.check_server(url, address)?;
         }
         // Debug of the options is only a map key: it is never printed.
         let key = format!("{options:?}");
         let (slot, idle) = self.slot(&key, options)?;
         close_all(idle);
-        let connected = slot.get_or_try_init(|| connect(options, policy)).await;
+        let connected = slot
+            .get_or_try_init(|| connect(options, &addresses, policy))
+            .await;
         if connected.is_err() {
             self.forget_failed(&key, &slot);
         }
@@ -171,6 +181,7 @@ fn close_all(idle: Vec<SharedClient>) {
 /// verification error) and never contains a token, password, seed, JWT or key bytes.
 async fn connect(
     options: &ConnectOptions,
+    addresses: &[ServerAddr],
     policy: &SandboxPolicy,
 ) -> Result<SharedClient, TransportError> {
     let servers = redacted_servers(&options.servers);
@@ -201,9 +212,9 @@ async fn connect(
             with_user_jwt(jwt, key_pair)
         }
     };
-    match url_credentials(&options.servers) {
-        Some(UrlCredentials::Token(token)) => nats = nats.token(token),
-        Some(UrlCredentials::UserPassword(user, password)) => {
+    match server_url::credentials(addresses) {
+        Some(server_url::Credentials::Token(token)) => nats = nats.token(token),
+        Some(server_url::Credentials::UserPassword(user, password)) => {
             nats = nats.user_and_password(user, password);
         }
         None => {}
@@ -244,17 +255,15 @@ async fn connect(
         nats = nats.add_client_certificate(cert, key).require_tls(true);
     }
     // The user info was applied above; async-nats logs server addresses in full at debug
-    // level, so it never sees it.
-    let addresses = options
-        .servers
+    // level, so it never sees it. The addresses are the ones the policy checked, parsed
+    // once (`server_url`), never text for async-nats to read its own way.
+    let addresses = addresses
         .iter()
-        .map(|s| without_user_info(s))
+        .map(server_url::without_user_info)
         .collect::<Vec<_>>();
-    // A list, not a comma-joined string: async-nats parses a `&str` as one URL, so a
-    // `natsURL` naming several servers (a cluster) would fail as "not a valid server URL".
-    let client = nats.connect(addresses.as_slice()).await.map_err(|err| {
+    let client = nats.connect(addresses).await.map_err(|err| {
         use async_nats::ConnectErrorKind as Kind;
-        let cause = redact(&super::error::error_chain(&err), &options.servers);
+        let cause = server_url::redact(&super::error::error_chain(&err), &options.servers);
         match err.kind() {
             Kind::Authentication | Kind::AuthorizationViolation => {
                 TransportError::Denied(format!("{what}: the server refused {credential}: {cause}"))
@@ -301,56 +310,9 @@ fn with_user_jwt(jwt: String, key_pair: nkeys::KeyPair) -> async_nats::ConnectOp
     })
 }
 
-/// Credentials written in a server URL.
-enum UrlCredentials {
-    /// `nats://token@host`.
-    Token(String),
-    /// `nats://user:password@host`.
-    UserPassword(String, String),
-}
-
-/// The credentials of the first server URL that has some, percent-decoded. async-nats 0.51
-/// parses URL user info but never sends it; nats.go does, and lets it override the token and
-/// user/password options (reference §4.2), so the host applies it itself.
-fn url_credentials(servers: &[String]) -> Option<UrlCredentials> {
-    servers.iter().find_map(|server| {
-        let address: async_nats::ServerAddr = server.parse().ok()?;
-        let user = percent_decode(address.username()?);
-        Some(match address.password() {
-            Some(password) => UrlCredentials::UserPassword(user, percent_decode(password)),
-            None => UrlCredentials::Token(user),
-        })
-    })
-}
-
-/// `%XX` escapes of a URL component decoded (invalid escapes are kept as written).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The credential the connection presents, in words, for error messages.
 fn credential_name(options: &ConnectOptions) -> &'static str {
-    let in_url = options.servers.iter().any(|s| has_user_info(s));
+    let in_url = options.servers.iter().any(|s| server_url::has_user_info(s));
     match &options.auth {
         Auth::None | Auth::Token(_) | Auth::UserPassword(_) if in_url => {
             "the credentials in the server URL"
@@ -365,22 +327,44 @@ fn credential_name(options: &ConnectOptions) -> &'static str {
     }
 }
 
-/// `url` without its `user:password@` or `token@` part.
-fn without_user_info(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), url),
-    };
-    match rest.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}{host}"),
-        None => url.to_string(),
-    }
-}
+/// The largest credential file the host reads for the component (a `.creds` file, a
+/// certificate chain, a CA bundle): far above any real one, and small enough that a
+/// component naming a huge file (or `/dev/zero`) cannot make the host hold it.
+const MAX_CREDENTIAL_FILE_BYTES: u64 = 1 << 20;
 
-fn has_user_info(url: &str) -> bool {
-    url.split_once("://")
-        .map_or(url, |(_, rest)| rest)
-        .contains('@')
+/// Reads a credential file the policy allows: a regular file (a FIFO or a device could block
+/// the host or never end) of at most [`MAX_CREDENTIAL_FILE_BYTES`].
+fn read_credential_file(
+    what: &str,
+    path: &str,
+    secret: bool,
+    policy: &SandboxPolicy,
+) -> Result<(PathBuf, Vec<u8>), TransportError> {
+    use std::io::Read as _;
+    let allowed = policy.readable_path(what, path, secret)?;
+    let failed = |why: String| {
+        TransportError::Invalid(format!(
+            "cannot read {what} at {}: {why}",
+            shown_path(path, secret)
+        ))
+    };
+    let metadata = std::fs::metadata(&allowed).map_err(|err| failed(err.kind().to_string()))?;
+    if !metadata.is_file() {
+        return Err(failed("not a regular file".into()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(&allowed)
+        .and_then(|file| {
+            file.take(MAX_CREDENTIAL_FILE_BYTES + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|err| failed(err.kind().to_string()))?;
+    if bytes.len() as u64 > MAX_CREDENTIAL_FILE_BYTES {
+        return Err(failed(format!(
+            "larger than {MAX_CREDENTIAL_FILE_BYTES} bytes"
+        )));
+    }
+    Ok((allowed, bytes))
 }
 
 /// Reads a secret the component passed inline or as a path (one the policy allows).
@@ -392,22 +376,23 @@ fn read_secret(
     match source {
         SecretSource::Inline(text) => Ok(text.clone()),
         SecretSource::File(path) => {
-            let allowed = policy.readable_path(what, path, false)?;
-            std::fs::read_to_string(&allowed).map_err(|err| {
+            let (_, bytes) = read_credential_file(what, path, false, policy)?;
+            String::from_utf8(bytes).map_err(|_| {
                 TransportError::Invalid(format!(
-                    "cannot read {what} at {}: {}",
-                    shown_path(path, false),
-                    err.kind()
+                    "cannot read {what} at {}: not UTF-8 text",
+                    shown_path(path, false)
                 ))
             })
         }
     }
 }
 
-/// async-nats takes TLS material as paths: a path is checked against the policy and to be
-/// readable now (so the error names it), and what async-nats reads is the path as the policy
-/// resolved it; inline PEM goes to a private temporary file (mode 0600, removed with the
-/// client).
+/// async-nats takes TLS material as paths, and reads them again at every reconnect. A path
+/// is checked against the policy and read now (so the error names it). Under a policy that
+/// limits files, async-nats gets a private copy of what was checked (a file replaced later,
+/// a link swapped in, is never read); otherwise it gets the path itself, so a certificate
+/// rotated on disk is picked up at the next reconnect. Inline PEM goes to a private
+/// temporary file too (mode 0600, removed with the client).
 fn secret_path(
     what: &str,
     source: &SecretSource,
@@ -415,93 +400,32 @@ fn secret_path(
     policy: &SandboxPolicy,
     files: &mut Vec<tempfile::NamedTempFile>,
 ) -> Result<PathBuf, TransportError> {
+    let staged = |bytes: &[u8], files: &mut Vec<tempfile::NamedTempFile>| {
+        use std::io::Write as _;
+        let mut file = tempfile::NamedTempFile::new()
+            .map_err(|err| TransportError::Other(format!("cannot stage {what}: {}", err.kind())))?;
+        file.write_all(bytes)
+            .map_err(|err| TransportError::Other(format!("cannot stage {what}: {}", err.kind())))?;
+        let path = file.path().to_path_buf();
+        files.push(file);
+        Ok(path)
+    };
     match source {
         SecretSource::File(path) => {
-            let allowed = policy.readable_path(what, path, secret)?;
-            std::fs::read(&allowed).map_err(|err| {
-                TransportError::Invalid(format!(
-                    "cannot read {what} at {}: {}",
-                    shown_path(path, secret),
-                    err.kind()
-                ))
-            })?;
-            Ok(allowed)
+            let (allowed, bytes) = read_credential_file(what, path, secret, policy)?;
+            if policy.limits_files() {
+                staged(&bytes, files)
+            } else {
+                Ok(allowed)
+            }
         }
-        SecretSource::Inline(pem) => {
-            use std::io::Write as _;
-            let mut file = tempfile::NamedTempFile::new().map_err(|err| {
-                TransportError::Other(format!("cannot stage {what}: {}", err.kind()))
-            })?;
-            file.write_all(pem.as_bytes()).map_err(|err| {
-                TransportError::Other(format!("cannot stage {what}: {}", err.kind()))
-            })?;
-            let path = file.path().to_path_buf();
-            files.push(file);
-            Ok(path)
-        }
+        SecretSource::Inline(pem) => staged(pem.as_bytes(), files),
     }
-}
-
-/// Server URLs for messages: user info (`user:password@`, `token@`) is masked.
-pub(crate) fn redacted_servers(servers: &[String]) -> String {
-    servers
-        .iter()
-        .map(|s| redact_url(s))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), url),
-    };
-    match rest.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}***@{host}"),
-        None => url.to_string(),
-    }
-}
-
-/// Removes any user info of the server URLs from a library message.
-fn redact(text: &str, servers: &[String]) -> String {
-    let mut text = text.to_string();
-    for server in servers {
-        if let Some((userinfo, _)) = server
-            .split_once("://")
-            .map(|(_, r)| r)
-            .unwrap_or(server)
-            .rsplit_once('@')
-            && !userinfo.is_empty()
-        {
-            text = text.replace(userinfo, "***");
-        }
-    }
-    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn url_credentials_are_found_and_decoded() {
-        let servers = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        match url_credentials(&servers(&["nats://h:1", "nats://al%40ice:p%3Aw@h2:2"])) {
-            Some(UrlCredentials::UserPassword(user, password)) => {
-                assert_eq!((user.as_str(), password.as_str()), ("al@ice", "p:w"));
-            }
-            _ => panic!("user and password expected"),
-        }
-        match url_credentials(&servers(&["tls://t0k3n@h"])) {
-            Some(UrlCredentials::Token(token)) => assert_eq!(token, "t0k3n"),
-            _ => panic!("token expected"),
-        }
-        assert!(url_credentials(&servers(&["nats://h:4222", "h2"])).is_none());
-        assert_eq!(percent_decode("a%2"), "a%2");
-        assert_eq!(without_user_info("nats://a:b@h:1"), "nats://h:1");
-        assert_eq!(without_user_info("t@h"), "h");
-        assert_eq!(without_user_info("tls://h"), "tls://h");
-    }
 
     #[test]
     fn the_client_never_stops_reconnecting() {
@@ -512,23 +436,6 @@ mod tests {
         assert!(
             format!("{options:?}").contains("\"max_reconnects\": None"),
             "{options:?}"
-        );
-    }
-
-    #[test]
-    fn user_info_is_masked_in_messages() {
-        let servers = vec![
-            "nats://alice:s3cret@h:4222".to_string(),
-            "tls://tok3n@h2".into(),
-            "h3:4222".into(),
-        ];
-        assert_eq!(
-            redacted_servers(&servers),
-            "nats://***@h:4222,tls://***@h2,h3:4222"
-        );
-        assert_eq!(
-            redact("failed alice:s3cret and tok3n", &servers),
-            "failed *** and ***"
         );
     }
 }

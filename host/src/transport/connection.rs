@@ -7,9 +7,10 @@ use std::time::Duration;
 use async_nats::jetstream;
 use wasmtime::component::Resource;
 
-use super::connect::{SharedClient, redacted_servers};
+use super::connect::SharedClient;
 use super::convert;
 use super::error::{api_error, from_consumer_error, from_publish_error};
+use super::server_url::redacted_servers;
 use super::{FailedPublish, PendingAck, PendingBatch, SubscriptionHandle, TransportError};
 use crate::bindings::transport::{
     self, BatchEntry, ConnectOptions, ConsumerConfig, ConsumerInfo, OutboundMessage,

@@ -13,6 +13,7 @@ mod credentials;
 mod error;
 mod handover;
 mod pending_ack;
+mod server_url;
 mod subscription;
 mod unanswered;
 
@@ -30,8 +31,8 @@ use crate::instance::InstanceState;
 
 impl transport::Host for InstanceState {}
 
-pub(crate) use connect::redacted_servers;
 pub(crate) use error::error_chain as chain;
+pub(crate) use server_url::redacted_servers;
 
 /// A transport error as one line of text, for host-side messages.
 pub(crate) fn describe(err: &TransportError) -> String {

@@ -1,0 +1,232 @@
+//! Server URLs as the component names them (`natsURL`): parsed once, strictly, and that one
+//! parse is what the policy checks, what async-nats connects to and what messages show.
+//!
+//! Why one parse: a URL read two ways is a way around the sandbox. Checked as
+//! `nats://allowed:4222/@elsewhere:4222` (a path holding an `@`) by one parser and cut at its
+//! last `@` by another, it would pass the allow-list as `allowed` and connect to
+//! `elsewhere`, with the user's credentials. So a server URL may hold a scheme, user info,
+//! a host and a port, nothing else, and async-nats gets the parsed address, never the text.
+
+use async_nats::ServerAddr;
+
+use super::TransportError;
+
+/// The address of `url`, user info included: `nats://`, `tls://`, `ws://` or `wss://` (or
+/// no scheme: `nats://`), a host, a port (4222 by default; 80 and 443 for `ws` and `wss`), and
+/// no path, query or fragment.
+pub(crate) fn parse(url: &str) -> Result<ServerAddr, TransportError> {
+    let invalid =
+        |why: &str| TransportError::Invalid(format!("cannot connect to {}: {why}", shown(url)));
+    let address: ServerAddr = url
+        .trim()
+        .parse()
+        .map_err(|_| invalid("not a valid server URL"))?;
+    if address.host().is_empty() {
+        return Err(invalid("the URL names no host"));
+    }
+    let inner = address.clone().into_inner();
+    if !matches!(inner.path(), "" | "/") || inner.query().is_some() || inner.fragment().is_some() {
+        return Err(invalid(
+            "a server URL holds a scheme, a host and a port only (no path, query or fragment)",
+        ));
+    }
+    Ok(address)
+}
+
+/// `address` without its user info: what async-nats connects to (it would log user info at
+/// debug level; the host applies the credentials itself, [`credentials`]).
+pub(crate) fn without_user_info(address: &ServerAddr) -> ServerAddr {
+    let mut url = address.clone().into_inner();
+    // Both only fail for URLs that cannot have user info, which then have none to remove.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    ServerAddr::from_url(url).unwrap_or_else(|_| address.clone())
+}
+
+/// Whether `url` carries user info (`user:password@`, `token@`).
+pub(crate) fn has_user_info(url: &str) -> bool {
+    url.parse::<ServerAddr>()
+        .is_ok_and(|address| address.has_user_pass() || address.username().is_some())
+}
+
+/// Credentials written in a server URL.
+pub(crate) enum Credentials {
+    /// `nats://token@host`.
+    Token(String),
+    /// `nats://user:password@host`.
+    UserPassword(String, String),
+}
+
+/// The credentials of the first server URL that has some, percent-decoded. async-nats 0.51
+/// parses URL user info but never sends it; nats.go does, and lets it override the token and
+/// user/password options (reference §4.2), so the host applies it itself.
+pub(crate) fn credentials(servers: &[ServerAddr]) -> Option<Credentials> {
+    servers.iter().find_map(|address| {
+        let user = percent_decode(address.username()?);
+        Some(match address.password() {
+            Some(password) => Credentials::UserPassword(user, percent_decode(password)),
+            None => Credentials::Token(user),
+        })
+    })
+}
+
+/// `%XX` escapes of a URL component decoded (invalid escapes are kept as written).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `url` for a message or a log line: `scheme://host:port` as parsed, user info masked
+/// (`***@`). A URL that does not parse is shown escaped (no line breaks), user info masked.
+pub(crate) fn shown(url: &str) -> String {
+    match url.trim().parse::<ServerAddr>() {
+        Ok(address) => {
+            let inner = address.clone().into_inner();
+            let user_info = if address.username().is_some() || address.has_user_pass() {
+                "***@"
+            } else {
+                ""
+            };
+            let host = address.host();
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.to_string()
+            };
+            format!("{}://{user_info}{host}:{}", inner.scheme(), address.port())
+        }
+        Err(_) => {
+            let masked = match url.rsplit_once('@') {
+                Some((_, host)) => format!("***@{host}"),
+                None => url.to_string(),
+            };
+            format!("{masked:?}")
+        }
+    }
+}
+
+/// Server URLs for messages, comma separated, each [`shown`].
+pub(crate) fn redacted_servers(servers: &[String]) -> String {
+    servers
+        .iter()
+        .map(|s| shown(s))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Removes any user info of the server URLs from a library message.
+pub(crate) fn redact(text: &str, servers: &[String]) -> String {
+    let mut text = text.to_string();
+    for server in servers {
+        if let Some((userinfo, _)) = server
+            .split_once("://")
+            .map(|(_, r)| r)
+            .unwrap_or(server)
+            .rsplit_once('@')
+            && !userinfo.is_empty()
+        {
+            text = text.replace(userinfo, "***");
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(urls: &[&str]) -> Vec<ServerAddr> {
+        urls.iter().map(|u| parse(u).unwrap()).collect()
+    }
+
+    #[test]
+    fn url_credentials_are_found_and_decoded() {
+        match credentials(&parsed(&["nats://h:1", "nats://al%40ice:p%3Aw@h2:2"])) {
+            Some(Credentials::UserPassword(user, password)) => {
+                assert_eq!((user.as_str(), password.as_str()), ("al@ice", "p:w"));
+            }
+            _ => panic!("user and password expected"),
+        }
+        match credentials(&parsed(&["tls://t0k3n@h"])) {
+            Some(Credentials::Token(token)) => assert_eq!(token, "t0k3n"),
+            _ => panic!("token expected"),
+        }
+        assert!(credentials(&parsed(&["nats://h:4222", "h2"])).is_none());
+        assert_eq!(percent_decode("a%2"), "a%2");
+        let bare = |url: &str| {
+            without_user_info(&parse(url).unwrap())
+                .as_url_str()
+                .to_string()
+        };
+        assert_eq!(bare("nats://a:b@h:1"), "nats://h:1");
+        assert_eq!(bare("t@h"), "nats://h");
+        assert_eq!(bare("tls://h"), "tls://h");
+    }
+
+    #[test]
+    fn only_scheme_user_host_and_port_are_accepted() {
+        for smuggled in [
+            "nats://127.0.0.1:4222/@evil.example:4222",
+            "127.0.0.1:4222/@evil:1",
+            "nats://127.0.0.1:4222?@evil:1",
+            "nats://127.0.0.1:4222#@evil:1",
+            "ws://allowed:80\\@evil:80",
+            "nats://h:4222/path",
+            "nats://:4222",
+            "http://h:80",
+        ] {
+            match parse(smuggled) {
+                Err(TransportError::Invalid(text)) => {
+                    assert!(!text.contains('\n'), "{text}");
+                }
+                other => panic!("{smuggled}: {other:?}"),
+            }
+        }
+        for fine in [
+            "nats://h:4222",
+            "nats://h:4222/",
+            "h",
+            "wss://u:p@h",
+            "[::1]:4222",
+        ] {
+            assert!(parse(fine).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn user_info_is_masked_in_messages() {
+        let servers = vec![
+            "nats://alice:s3cret@h:4222".to_string(),
+            "tls://tok3n@h2".into(),
+            "h3:4222".into(),
+            "nats://x\n@bad url".into(),
+        ];
+        assert_eq!(
+            redacted_servers(&servers),
+            "nats://***@h:4222,tls://***@h2:4222,nats://h3:4222,\"***@bad url\""
+        );
+        assert_eq!(
+            redact("failed alice:s3cret and tok3n", &servers),
+            "failed *** and ***"
+        );
+    }
+}
