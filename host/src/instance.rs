@@ -163,27 +163,29 @@ impl InstanceState {
         Ok(subscription)
     }
 
-    pub(crate) fn push_pending_ack(
+    /// Puts a sent message's pending ack in the place reserved for it (`push` of
+    /// [`PendingAck::reserved`] before sending), counting it.
+    pub(crate) fn fill_pending_ack(
         &mut self,
+        slot: &Resource<PendingAck>,
         pending: PendingAck,
-    ) -> wasmtime::Result<Result<Resource<PendingAck>, TransportError>> {
-        let resource = self.push(pending)?;
-        if resource.is_ok() {
-            self.pending_acks += 1;
-        }
-        Ok(resource)
+    ) -> wasmtime::Result<()> {
+        *self.table.get_mut(slot)? = pending;
+        self.pending_acks += 1;
+        Ok(())
     }
 
-    pub(crate) fn push_pending_batch(
+    /// Puts a sent batch in the place reserved for it (`push` of an empty batch before
+    /// sending), counting its weight.
+    pub(crate) fn fill_pending_batch(
         &mut self,
+        slot: &Resource<PendingBatch>,
         batch: PendingBatch,
-    ) -> wasmtime::Result<Result<Resource<PendingBatch>, TransportError>> {
+    ) -> wasmtime::Result<()> {
         let weight = batch.weight();
-        let resource = self.push(batch)?;
-        if resource.is_ok() {
-            self.pending_acks += weight;
-        }
-        Ok(resource)
+        *self.table.get_mut(slot)? = batch;
+        self.pending_acks += weight;
+        Ok(())
     }
 
     /// Pending acks the component holds: after a call, ones it never handed back.

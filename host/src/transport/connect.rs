@@ -28,6 +28,9 @@ pub(crate) struct SharedClient {
     /// Files written for inline TLS material; removed when the last user drops them. Its
     /// count of holders is also how the pool tells a client in use from an idle one.
     tls_files: Arc<Vec<tempfile::NamedTempFile>>,
+    /// How long a PubAck may still come after the last holder let go: the request timeout
+    /// the client was opened with. An idle client is closed only after it.
+    ack_grace: Duration,
 }
 
 impl std::ops::Deref for SharedClient {
@@ -108,12 +111,20 @@ impl ClientPool {
         }
         let mut idle = Vec::new();
         if slots.len() >= self.max_clients {
-            slots.retain(|_, slot| match slot.get() {
-                Some(client) if client.is_idle() => {
-                    idle.push(client.clone());
-                    false
+            // A slot someone holds (connecting, or about to clone its client) stays; of the
+            // others, idle clients are closed and slots whose connect was abandoned dropped.
+            slots.retain(|_, slot| {
+                if Arc::strong_count(slot) > 1 {
+                    return true;
                 }
-                _ => true,
+                match slot.get() {
+                    Some(client) if client.is_idle() => {
+                        idle.push(client.clone());
+                        false
+                    }
+                    Some(_) => true,
+                    None => false,
+                }
             });
         }
         if slots.len() >= self.max_clients {
@@ -160,12 +171,20 @@ impl ClientPool {
     }
 }
 
-/// Closes clients the pool let go of, on a task: nobody waits for it.
+/// Closes clients the pool let go of, on a task: nobody waits for it. A PubAck of a message
+/// sent just before the last holder let go may still be on its way (its caller awaits it
+/// outside the component), so each client is closed once its ack timeout has passed.
 fn close_all(idle: Vec<SharedClient>) {
     if idle.is_empty() {
         return;
     }
     tokio::spawn(async move {
+        let grace = idle
+            .iter()
+            .map(|shared| shared.ack_grace)
+            .max()
+            .unwrap_or_default();
+        tokio::time::sleep(grace).await;
         for shared in idle {
             let _ = shared.client.flush().await;
             let _ = shared.client.drain().await;
@@ -219,12 +238,11 @@ async fn connect(
         }
         None => {}
     }
+    let request_timeout = Duration::from_millis(u64::from(options.request_timeout_ms.max(1)));
     nats = reconnect_forever(nats)
         .name(options.name.clone())
         .connection_timeout(Duration::from_secs(5))
-        .request_timeout(Some(Duration::from_millis(u64::from(
-            options.request_timeout_ms.max(1),
-        ))));
+        .request_timeout(Some(request_timeout));
     if options.tls.required {
         nats = nats.require_tls(true);
     }
@@ -290,6 +308,7 @@ async fn connect(
     Ok(SharedClient {
         client,
         tls_files: Arc::new(tls_files),
+        ack_grace: request_timeout,
     })
 }
 

@@ -72,9 +72,21 @@ impl transport::HostConnection for InstanceState {
         };
         // Converted once: the PendingAck keeps a reference-counted handle, not a copy.
         let subject = async_nats::Subject::from(subject);
-        match PendingAck::send(connection.jetstream.clone(), subject.clone(), publish) {
-            Ok(pending) => self.push_pending_ack(pending),
-            Err(err) => Ok(Err(from_publish_error(&subject, err))),
+        let jetstream = connection.jetstream.clone();
+        // The pending ack's place first: a refusal (the resource limit) sends nothing.
+        let slot = match self.push(PendingAck::reserved(subject.clone()))? {
+            Ok(slot) => slot,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        match PendingAck::send(jetstream, subject.clone(), publish) {
+            Ok(pending) => {
+                self.fill_pending_ack(&slot, pending)?;
+                Ok(Ok(slot))
+            }
+            Err(err) => {
+                self.table.delete(slot)?;
+                Ok(Err(from_publish_error(&subject, err)))
+            }
         }
     }
 
@@ -85,7 +97,7 @@ impl transport::HostConnection for InstanceState {
         messages: Vec<BatchEntry>,
     ) -> wasmtime::Result<Result<Resource<PendingBatch>, TransportError>> {
         let _host = self.host_time();
-        let connection = self.table.get(&this)?;
+        let jetstream = self.table.get(&this)?.jetstream.clone();
         // A refused batch sends nothing and keeps nothing in the host.
         if messages.len() > self.sandbox().max_batch as usize {
             return Ok(Err(TransportError::Refused(format!(
@@ -100,6 +112,11 @@ impl transport::HostConnection for InstanceState {
         {
             return Ok(Err(refusal));
         }
+        // The batch's place first: a refusal (the resource limit) sends nothing.
+        let slot = match self.push(PendingBatch::new(Vec::new()))? {
+            Ok(slot) => slot,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         // One subject for the batch, shared (reference-counted) by every message.
         let shared_subject = async_nats::Subject::from(subject.as_str());
         let failed = |error: TransportError| FailedPublish {
@@ -116,8 +133,7 @@ impl transport::HostConnection for InstanceState {
                 }
             };
             sent.push(
-                match connection
-                    .jetstream
+                match jetstream
                     .send_publish(shared_subject.clone(), publish)
                     .await
                 {
@@ -126,7 +142,8 @@ impl transport::HostConnection for InstanceState {
                 },
             );
         }
-        self.push_pending_batch(PendingBatch::new(sent))
+        self.fill_pending_batch(&slot, PendingBatch::new(sent))?;
+        Ok(Ok(slot))
     }
 
     async fn stream_by_subject(

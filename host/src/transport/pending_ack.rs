@@ -34,12 +34,23 @@ enum Sent {
     /// slots or its command queue were full), so it goes out even if the pending ack is
     /// never awaited.
     Waiting(JoinHandle<Result<PublishAckFuture, PublishError>>),
+    /// Not sent yet: the resource's place in the table, taken before the message is sent
+    /// so that a component at its resource limit is refused before anything goes out.
+    Reserved,
 }
 
 impl PendingAck {
     pub(crate) fn new(ack: PublishAckFuture, subject: async_nats::Subject) -> Self {
         Self {
             sent: Sent::Queued(ack),
+            subject,
+        }
+    }
+
+    /// A place for the pending ack of a message about to be sent.
+    pub(crate) fn reserved(subject: async_nats::Subject) -> Self {
+        Self {
+            sent: Sent::Reserved,
             subject,
         }
     }
@@ -76,6 +87,11 @@ impl PendingAck {
         let publish_failed = |err| failed(from_publish_error(&subject, err));
         let ack = match sent {
             Sent::Queued(ack) => ack,
+            Sent::Reserved => {
+                return Err(failed(TransportError::Other(format!(
+                    "the message to {subject} was never sent"
+                ))));
+            }
             Sent::Waiting(sending) => match sending.await {
                 Ok(queued) => queued.map_err(publish_failed)?,
                 Err(join) => {
