@@ -406,8 +406,8 @@ async fn request_carries_body_content_type_topic_subject_and_headers() {
     assert_eq!(second.body, r#"{"id":"o-2"}"#);
     assert_eq!(
         second.header("content-type"),
-        Some("application/json"),
-        "no content type: JSON, as Dapr assumes"
+        Some("application/cloudevents+json"),
+        "a JSON object is what daprd decodes as an event, and delivers as one"
     );
     assert_eq!(second.header("pubsub-subject"), Some("orders.old"));
     assert_eq!(second.header("nats-msg-id"), Some("o-2"));

@@ -12,7 +12,7 @@
 //! for the format itself.
 
 use cloudevents::event::Data;
-use cloudevents::{AttributesReader as _, EventBuilder as _, EventBuilderV10};
+use cloudevents::{EventBuilder as _, EventBuilderV10};
 
 /// The content type of a CloudEvent in JSON, as daprd publishes and delivers it.
 pub const CONTENT_TYPE: &str = "application/cloudevents+json";
@@ -40,8 +40,8 @@ pub const DEFAULT_DATA_CONTENT_TYPE: &str = "text/plain";
 pub struct Envelope {
     source: String,
     pubsub_name: String,
-    traceparent: Option<String>,
-    tracestate: Option<String>,
+    traceparent: String,
+    tracestate: String,
 }
 
 /// A payload ready to publish.
@@ -51,8 +51,9 @@ pub struct Wrapped {
     pub data: Vec<u8>,
     /// Its content type: [`CONTENT_TYPE`].
     pub content_type: String,
-    /// The event's id: JetStream's deduplication key for it.
-    pub id: String,
+    /// The event's id, JetStream's deduplication key for it (`None`: an application's
+    /// event without a string `id`).
+    pub id: Option<String>,
     /// False when the payload already was a CloudEvent and is sent as it is.
     pub wrapped: bool,
 }
@@ -63,70 +64,119 @@ impl Envelope {
         Self {
             source: source.into(),
             pubsub_name: pubsub_name.into(),
-            traceparent: None,
-            tracestate: None,
+            traceparent: String::new(),
+            tracestate: String::new(),
         }
     }
 
     /// Carries a W3C trace context (`traceparent`, and `traceid` as daprd writes it too).
-    pub fn trace(mut self, traceparent: impl Into<String>, tracestate: Option<String>) -> Self {
-        self.traceparent = Some(traceparent.into());
-        self.tracestate = tracestate;
+    pub fn trace(mut self, traceparent: impl Into<String>, tracestate: impl Into<String>) -> Self {
+        self.traceparent = traceparent.into();
+        self.tracestate = tracestate.into();
         self
     }
 
-    /// Dapr's publish: a payload that already is a CloudEvent (it has `specversion`, `id`,
-    /// `source` and `type`) is sent as it is, so its `id` is the application's deliberate
-    /// deduplication key; any other payload is wrapped in a new event with a fresh UUID.
+    /// Dapr's publish: a payload that already is a CloudEvent is sent as it is, so its `id`
+    /// is the application's deliberate deduplication key; any other payload is wrapped in
+    /// a new event with a fresh UUID.
     ///
-    /// The payload becomes `data` as JSON when its content type is JSON (`application/json`,
-    /// `...+json`) and it parses; `data_base64` when the content type is
+    /// A CloudEvent is a JSON object sent as `application/cloudevents+json` (daprd's rule),
+    /// or one holding string `specversion`, `id`, `source` and `type` whatever its content
+    /// type. The payload of a new event becomes `data` as JSON, its text kept to the byte
+    /// (no number is rounded), when its content type is `application/json` (with or without
+    /// parameters) and it parses; `data_base64` when the content type is
     /// `application/octet-stream` or the bytes are not UTF-8 (Dapr would write them as a
     /// string and lose them); else `data` as a string. Without a content type, a payload
-    /// that parses as JSON is `application/json`, any other `text/plain`.
+    /// that parses as JSON is `application/json`, any other `text/plain`. `traceid`,
+    /// `traceparent` and `tracestate` are always there, empty without a trace, as daprd
+    /// writes them.
     pub fn wrap(&self, topic: &str, data: Vec<u8>, content_type: Option<&str>) -> Wrapped {
-        if let Some(event) = parse(&data) {
+        let declared = content_type.is_some_and(|c| essence(c).starts_with(CONTENT_TYPE));
+        if let Some(object) = json_object(&data)
+            && (declared || has_context_attributes(&object))
+        {
             return Wrapped {
-                id: event.id().to_string(),
+                id: object
+                    .get("id")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_string),
                 data,
                 content_type: CONTENT_TYPE.to_string(),
                 wrapped: false,
             };
         }
         let id = uuid::Uuid::new_v4().to_string();
-        let (content_type, data) = event_data(data, content_type);
-        let mut builder = EventBuilderV10::new()
+        let json = serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok();
+        let content_type = match content_type.filter(|c| !c.trim().is_empty()) {
+            Some(given) => given.to_string(),
+            None if json => "application/json".to_string(),
+            None => DEFAULT_DATA_CONTENT_TYPE.to_string(),
+        };
+        let essence = essence(&content_type);
+        // JSON data goes in as written: the SDK's `Data::Json` would parse it into a
+        // `serde_json::Value` and round numbers beyond f64 (Dapr decodes with `UseNumber`
+        // to keep them). A marker no payload can hold (it names this event's fresh id)
+        // stands in its place and the text replaces it.
+        let marker = format!("jetstream-pubsub-data-{id}");
+        let (event_data, raw_json) = if essence.starts_with("application/json") && json {
+            (Data::String(marker.clone()), true)
+        } else if essence.starts_with("application/octet-stream") {
+            (Data::Binary(data.clone()), false)
+        } else {
+            match String::from_utf8(data.clone()) {
+                Ok(text) => (Data::String(text), false),
+                Err(not_text) => (Data::Binary(not_text.into_bytes()), false),
+            }
+        };
+        let builder = EventBuilderV10::new()
             .id(id.clone())
             .source(self.source.clone())
             .ty(EVENT_TYPE)
-            .data(content_type, data)
+            .data(content_type, event_data)
             .extension("topic", topic)
-            .extension("pubsubname", self.pubsub_name.as_str());
-        if let Some(traceparent) = &self.traceparent {
-            builder = builder
-                .extension("traceid", traceparent.as_str())
-                .extension("traceparent", traceparent.as_str());
-        }
-        if let Some(tracestate) = &self.tracestate {
-            builder = builder.extension("tracestate", tracestate.as_str());
+            .extension("pubsubname", self.pubsub_name.as_str())
+            .extension("traceid", self.traceparent.as_str())
+            .extension("traceparent", self.traceparent.as_str())
+            .extension("tracestate", self.tracestate.as_str());
+        let mut event = serialize(builder);
+        if raw_json {
+            event = splice(&event, &format!("\"{marker}\""), data.trim_ascii());
         }
         Wrapped {
-            data: serialize(builder),
+            data: event,
             content_type: CONTENT_TYPE.to_string(),
-            id,
+            id: Some(id),
             wrapped: true,
         }
     }
 }
 
-/// The CloudEvent `payload` is, if it is one: a JSON object with `specversion`, `id`,
-/// `source` and `type` (strings) that the CloudEvents format accepts.
-pub fn parse(payload: &[u8]) -> Option<cloudevents::Event> {
+/// `payload` as a JSON object, if it is one: what daprd takes for a CloudEvent when it
+/// delivers (it decodes every message into a map).
+pub fn json_object(payload: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
     let first = payload.iter().find(|b| !b.is_ascii_whitespace())?;
     if *first != b'{' {
         return None;
     }
     serde_json::from_slice(payload).ok()
+}
+
+/// Whether a JSON object holds the four required context attributes of a CloudEvent
+/// (`specversion`, `id`, `source`, `type`) as strings.
+fn has_context_attributes(object: &serde_json::Map<String, serde_json::Value>) -> bool {
+    ["specversion", "id", "source", "type"]
+        .iter()
+        .all(|key| object.get(*key).is_some_and(serde_json::Value::is_string))
+}
+
+/// A content type's lower-cased media type, parameters left out.
+fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// The event daprd delivers for a message of a raw subscription (`rawPayload`): the bytes
@@ -144,32 +194,6 @@ pub fn from_raw_payload(topic: &str, pubsub_name: &str, payload: &[u8]) -> Vec<u
     )
 }
 
-/// The content type and `data` of a wrapped payload, by Dapr's rules (see [`Envelope::wrap`]).
-fn event_data(payload: Vec<u8>, content_type: Option<&str>) -> (String, Data) {
-    let json = serde_json::from_slice::<serde_json::Value>(&payload).ok();
-    let content_type = match content_type.filter(|c| !c.trim().is_empty()) {
-        Some(given) => given.to_string(),
-        None if json.is_some() => "application/json".to_string(),
-        None => DEFAULT_DATA_CONTENT_TYPE.to_string(),
-    };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let is_json = essence == "application/json" || essence.ends_with("+json");
-    let data = match (is_json, json) {
-        (true, Some(value)) => Data::Json(value),
-        _ if essence == "application/octet-stream" => Data::Binary(payload),
-        _ => match String::from_utf8(payload) {
-            Ok(text) => Data::String(text),
-            Err(not_text) => Data::Binary(not_text.into_bytes()),
-        },
-    };
-    (content_type, data)
-}
-
 /// A built event as JSON. The builder is given every required attribute and only string
 /// extensions with fixed valid names, so it cannot fail; should it, the error is the event.
 fn serialize(builder: EventBuilderV10) -> Vec<u8> {
@@ -178,6 +202,18 @@ fn serialize(builder: EventBuilderV10) -> Vec<u8> {
         Err(err) => {
             serde_json::to_vec(&serde_json::json!({ "error": err.to_string() })).unwrap_or_default()
         }
+    }
+}
+
+/// `event` with the first occurrence of `placeholder` replaced by `replacement`.
+fn splice(event: &[u8], placeholder: &str, replacement: &[u8]) -> Vec<u8> {
+    let needle = placeholder.as_bytes();
+    match event
+        .windows(needle.len())
+        .position(|window| window == needle)
+    {
+        Some(at) => [&event[..at], replacement, &event[at + needle.len()..]].concat(),
+        None => event.to_vec(),
     }
 }
 
@@ -199,18 +235,39 @@ mod tests {
             None,
         );
         let event = json_of(&wrapped.data);
+        let id = wrapped.id.clone().unwrap();
         assert_eq!(event["specversion"], "1.0");
-        assert_eq!(event["id"], wrapped.id.as_str());
-        assert!(uuid::Uuid::parse_str(&wrapped.id).is_ok(), "{}", wrapped.id);
+        assert_eq!(event["id"], id.as_str());
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
         assert_eq!(event["source"], "orders-service");
         assert_eq!(event["type"], "com.dapr.event.sent");
         assert_eq!(event["datacontenttype"], "application/json");
         assert_eq!(event["data"], json!({"id": "o-1", "total": 42}));
         assert_eq!(event["topic"], "orders.created");
         assert_eq!(event["pubsubname"], "pubsub");
-        assert!(event.get("traceparent").is_none());
+        for trace in ["traceid", "traceparent", "tracestate"] {
+            assert_eq!(
+                event[trace], "",
+                "{trace} is there, empty, as daprd writes it"
+            );
+        }
         assert_eq!(wrapped.content_type, CONTENT_TYPE);
         assert!(wrapped.wrapped);
+    }
+
+    #[test]
+    fn json_data_keeps_its_numbers_to_the_digit() {
+        let payload = br#" {"amount": 19.90, "big": 123456789012345678901234567890, "n": [1e400]}
+"#;
+        let wrapped = Envelope::new("s", "p").wrap("t", payload.to_vec(), None);
+        let text = String::from_utf8(wrapped.data).unwrap();
+        assert!(
+            text.contains(
+                r#""data":{"amount": 19.90, "big": 123456789012345678901234567890, "n": [1e400]}"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("jetstream-pubsub-data-"), "{text}");
     }
 
     #[test]
@@ -236,30 +293,37 @@ mod tests {
         // Not UTF-8 under a text type: base64, not a lossy string.
         let lossy = event(&[0xff, 0xfe], Some("text/plain"));
         assert_eq!(lossy["data_base64"], "//4=");
-        let vendor = event(b"[1,2]", Some("application/vnd.orders+json; charset=utf-8"));
-        assert_eq!(vendor["data"], json!([1, 2]));
+        let parameters = event(b"[1,2]", Some("Application/JSON; charset=utf-8"));
+        assert_eq!(parameters["data"], json!([1, 2]));
+        // Dapr takes only application/json for JSON: a vendor type is a string.
+        let vendor = event(b"[1,2]", Some("application/vnd.orders+json"));
+        assert_eq!(vendor["data"], "[1,2]");
     }
 
     #[test]
     fn a_cloud_event_is_sent_as_it_is() {
-        let own = br#"{"specversion":"1.0","id":"evt-7","source":"app","type":"order.paid","data":{"n":1}}"#;
+        let own = br#"{"specversion":"1.0","id":"evt-7","source":"app","type":"order.paid","data":{"n":1},"ext":{"nested":true}}"#;
         let wrapped = Envelope::new("s", "p").wrap("t", own.to_vec(), Some("application/json"));
         assert_eq!(wrapped.data, own.to_vec());
-        assert_eq!(wrapped.id, "evt-7");
+        assert_eq!(wrapped.id.as_deref(), Some("evt-7"));
         assert!(!wrapped.wrapped);
-        // Missing one of the four attributes: not a CloudEvent, so wrapped.
+        // Missing one of the four attributes: not a CloudEvent, so wrapped...
         let partial = br#"{"specversion":"1.0","id":"evt-7","source":"app"}"#;
         assert!(
             Envelope::new("s", "p")
                 .wrap("t", partial.to_vec(), None)
                 .wrapped
         );
-        assert!(parse(b"null").is_none() && parse(b"[1]").is_none() && parse(b"\xff").is_none());
+        // ...unless it is declared one, as daprd decides.
+        let declared = Envelope::new("s", "p").wrap("t", partial.to_vec(), Some(CONTENT_TYPE));
+        assert!(!declared.wrapped);
+        assert!(json_object(b"null").is_none() && json_object(b"[1]").is_none());
+        assert!(json_object(b"\xff").is_none());
     }
 
     #[test]
     fn trace_context_is_carried_when_given() {
-        let envelope = Envelope::new("s", "p").trace("00-abc-def-01", Some("k=v".into()));
+        let envelope = Envelope::new("s", "p").trace("00-abc-def-01", "k=v");
         let event = json_of(&envelope.wrap("t", b"x".to_vec(), None).data);
         assert_eq!(event["traceparent"], "00-abc-def-01");
         assert_eq!(event["traceid"], "00-abc-def-01");
@@ -277,6 +341,5 @@ mod tests {
             (event["topic"].clone(), event["pubsubname"].clone()),
             (json!("orders"), json!("pubsub"))
         );
-        assert!(parse(&from_raw_payload("t", "p", b"")).is_some());
     }
 }

@@ -84,8 +84,9 @@ pub enum HttpAppError {
 /// The request:
 /// - body: the message unchanged (a CloudEvent as it is); on a raw subscription
 ///   ([`HttpApp::raw_payload`]), every message wrapped in a new CloudEvent;
-/// - `Content-Type`: [`cloudevent::CONTENT_TYPE`] for a CloudEvent, else the message's
-///   content type, [`DEFAULT_CONTENT_TYPE`] when it has none;
+/// - `Content-Type`: [`cloudevent::CONTENT_TYPE`] for a JSON object (what daprd decodes as
+///   a CloudEvent) and on a raw subscription, else the message's content type,
+///   [`DEFAULT_CONTENT_TYPE`] when it has none;
 /// - [`TOPIC_HEADER`]: the subscribed topic; [`SUBJECT_HEADER`]: the concrete subject;
 /// - one header per metadata entry (the component's `Topic` and the message's NATS headers),
 ///   when the entry is a valid header name and value and not one of the framing headers.
@@ -244,10 +245,11 @@ impl Handler for HttpApp {
     }
 }
 
-/// The request daprd would send for `message`: a CloudEvent as it is, as
-/// `application/cloudevents+json`; on a raw subscription every message wrapped in one; any
-/// other payload unchanged with its own content type (where daprd would fail to decode it
-/// and retry it forever: a message published by a plain NATS client is delivered instead).
+/// The request daprd would send for `message`: a JSON object (daprd decodes every message
+/// as a CloudEvent map) as it is, as `application/cloudevents+json`; on a raw subscription
+/// every message wrapped in a new event; any other payload unchanged with its own content
+/// type (where daprd would fail to decode it and retry it until it is dead-lettered: a
+/// message a plain NATS client published is delivered instead).
 fn build_request(
     url: &Uri,
     message: Message,
@@ -263,7 +265,7 @@ fn build_request(
     if let Some(pubsub_name) = raw_payload {
         data = Bytes::from(cloudevent::from_raw_payload(&topic, pubsub_name, &data));
         content_type = Some(cloudevent::CONTENT_TYPE.to_string());
-    } else if cloudevent::parse(&data).is_some() {
+    } else if cloudevent::json_object(&data).is_some() {
         content_type = Some(cloudevent::CONTENT_TYPE.to_string());
     }
     let mut headers = HeaderMap::new();
@@ -420,7 +422,7 @@ mod tests {
         let url: Uri = "http://127.0.0.1:1/orders".parse().expect("valid");
         let message = Message {
             topic: "orders.*".into(),
-            data: Bytes::from_static(b"{\"id\":1}"),
+            data: Bytes::from_static(b"[1]"),
             content_type: None,
             metadata: vec![
                 ("Topic".into(), "orders.new".into()),
@@ -466,7 +468,13 @@ mod tests {
             content_type(&request).as_deref(),
             Some(cloudevent::CONTENT_TYPE)
         );
-        let plain = build_request(&url, message(b"{\"id\":1}"), None).expect("request");
+        // Any JSON object: daprd decodes it as an event.
+        let object = build_request(&url, message(b"{\"id\":1}"), None).expect("request");
+        assert_eq!(
+            content_type(&object).as_deref(),
+            Some(cloudevent::CONTENT_TYPE)
+        );
+        let plain = build_request(&url, message(b"[1]"), None).expect("request");
         assert_eq!(content_type(&plain).as_deref(), Some("application/json"));
         let raw = build_request(&url, message(b"{\"id\":1}"), Some("pubsub")).expect("request");
         assert_eq!(

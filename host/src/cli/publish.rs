@@ -83,7 +83,7 @@ impl PublishArgs {
         Outgoing {
             data,
             content_type: Some(content_type),
-            dedup_id: Some(chosen.unwrap_or(id)),
+            dedup_id: chosen.or(id),
         }
     }
 }

@@ -53,11 +53,12 @@ struct Line<'a> {
     /// The CloudEvent an app would get (`--app-url`): the message itself when it is one, a
     /// new one around it on a raw subscription; absent when the app would get the bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    cloudevent: Option<serde_json::Value>,
+    cloudevent: Option<Box<serde_json::value::RawValue>>,
 }
 
 fn print(message: &Message, raw_payload: Option<&str>) -> std::io::Result<()> {
     let text = std::str::from_utf8(&message.data).ok();
+    // As written: a number in the event is shown to the digit, not as a rounded f64.
     let cloudevent = match raw_payload {
         Some(pubsub_name) => serde_json::from_slice(&cloudevent::from_raw_payload(
             &message.topic,
@@ -65,8 +66,8 @@ fn print(message: &Message, raw_payload: Option<&str>) -> std::io::Result<()> {
             &message.data,
         ))
         .ok(),
-        None => cloudevent::parse(&message.data)
-            .and_then(|_| serde_json::from_slice(&message.data).ok()),
+        None => cloudevent::json_object(&message.data)
+            .and_then(|_| serde_json::from_slice(message.data.trim_ascii()).ok()),
     };
     let line = Line {
         topic: &message.topic,
