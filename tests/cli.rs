@@ -663,3 +663,22 @@ fn the_sandbox_allows_what_the_manifest_names_and_the_flags_replace_it() {
         stderr(&bad)
     );
 }
+
+/// The README's main job: 10,000 orders (two updates per order id) through the component,
+/// all delivered once, none taken for a duplicate.
+#[test]
+fn demo_delivers_every_update_once() {
+    let server = support::server();
+    let output = run(&["demo", "--url", &server.url()], None);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}{}", stderr(&output));
+    assert!(
+        stdout.contains("published 10000 (") && stdout.contains("0 acknowledged as duplicates"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("delivered 10000 ("), "{stdout}");
+    assert!(
+        stdout.lines().any(|line| line == "duplicates 0"),
+        "{stdout}"
+    );
+}

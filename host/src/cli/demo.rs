@@ -142,8 +142,12 @@ async fn round_trip(
     for chunk_start in (0..count).step_by(BATCH) {
         let entries = (chunk_start..(chunk_start + BATCH).min(count))
             .map(|n| {
-                // An order as an application would publish it, wrapped as daprd wraps it.
-                let order = format!(r#"{{"id":"order-{n}","n":{n}}}"#).into_bytes();
+                // Orders as an application would publish them, two updates per order under
+                // one business id, each wrapped as daprd wraps it: all are delivered, none
+                // is taken for a duplicate of the other.
+                let status = if n % 2 == 0 { "created" } else { "paid" };
+                let order = format!(r#"{{"id":"order-{}","n":{n},"status":"{status}"}}"#, n / 2)
+                    .into_bytes();
                 let event = envelope.wrap(topic, order, Some("application/json"));
                 BulkEntry {
                     entry_id: n.to_string(),
