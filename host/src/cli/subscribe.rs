@@ -22,7 +22,8 @@ pub(crate) struct SubscribeArgs {
     /// Exit 0 after this many messages.
     #[arg(long)]
     count: Option<u64>,
-    /// Fail if `--count` messages (or, without it, a first message) have not arrived in time.
+    /// Stop after SECS, failing (exit 1): before `--count` messages arrived, or at all when no
+    /// `--count` is given (the messages received are handled and acknowledged first).
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
     /// POST each message to this URL, as the Dapr sidecar delivers to an app, instead of
