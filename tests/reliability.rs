@@ -967,3 +967,75 @@ async fn publishes_that_find_no_room_on_the_connection_wait_for_it() {
     );
     runtime.shutdown().await;
 }
+
+/// A bulk publish that finds no room on the connection does not hold the `PubSub` while it
+/// waits: with the server frozen, bulk publishes of more messages than async-nats lets wait
+/// for their PubAcks at once (5,000) leave the component free (it answers at once), and
+/// every message is stored once the server resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_publishes_that_find_no_room_do_not_hold_the_publisher() {
+    const BULKS: usize = 6;
+    const ENTRIES: usize = 1_000;
+    let server = support::server();
+    support::stream(&server, "BULKFULL", &["bulkfull"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let pubsub = Arc::new(pubsub);
+    let pid = server.pid().expect("the test's server runs").to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, pid.as_str()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {name} {pid}");
+    };
+
+    signal("-STOP");
+    let bulks: Vec<_> = (0..BULKS)
+        .map(|bulk| {
+            let pubsub = pubsub.clone();
+            tokio::spawn(async move {
+                let entries = (0..ENTRIES)
+                    .map(|n| jetstream_pubsub_host::BulkEntry {
+                        entry_id: n.to_string(),
+                        data: format!("bulk {bulk} entry {n}").into_bytes(),
+                        ..Default::default()
+                    })
+                    .collect();
+                pubsub.bulk_publish("bulkfull", entries, Vec::new()).await
+            })
+        })
+        .collect();
+    // Time for every bulk to pass through the component, well inside the 5 s the first
+    // messages wait for their PubAcks.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::timeout(Duration::from_secs(1), pubsub.features())
+        .await
+        .expect("the component answers while a bulk publish waits for room")
+        .expect("features");
+    signal("-CONT");
+
+    let mut failed = Vec::new();
+    for bulk in bulks {
+        for entry in bulk
+            .await
+            .expect("the bulk task ends")
+            .expect("the bulk publish")
+        {
+            if let Err(err) = entry.outcome {
+                failed.push(err.to_string());
+            }
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} entries failed, first: {:?}",
+        failed.len(),
+        BULKS * ENTRIES,
+        failed.first()
+    );
+    assert_eq!(
+        stream_messages(&server.url(), "BULKFULL").await,
+        (BULKS * ENTRIES) as u64
+    );
+    runtime.shutdown().await;
+}

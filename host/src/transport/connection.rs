@@ -10,6 +10,7 @@ use wasmtime::component::Resource;
 use super::connect::SharedClient;
 use super::convert;
 use super::error::{api_error, from_consumer_error, from_publish_error};
+use super::pending_ack::wait_for_room;
 use super::server_url::redacted_servers;
 use super::{FailedPublish, PendingAck, PendingBatch, SubscriptionHandle, TransportError};
 use crate::bindings::transport::{
@@ -124,6 +125,7 @@ impl transport::HostConnection for InstanceState {
             error,
         };
         let mut sent = Vec::with_capacity(messages.len());
+        let mut waiting = Vec::new();
         for message in messages {
             let publish = match convert::publish_entry(message) {
                 Ok(publish) => publish,
@@ -133,15 +135,11 @@ impl transport::HostConnection for InstanceState {
                 }
             };
             sent.push(
-                match jetstream
-                    .send_publish(shared_subject.clone(), publish)
-                    .await
-                {
-                    Ok(ack) => Ok(PendingAck::new(ack, shared_subject.clone())),
-                    Err(err) => Err(failed(from_publish_error(&subject, err))),
-                },
+                PendingAck::send_or_wait(&jetstream, shared_subject.clone(), publish, &mut waiting)
+                    .map_err(|err| failed(from_publish_error(&subject, err))),
             );
         }
+        wait_for_room(waiting);
         self.fill_pending_batch(&slot, PendingBatch::new(sent))?;
         Ok(Ok(slot))
     }

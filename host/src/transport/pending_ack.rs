@@ -6,13 +6,12 @@
 //! the work of returning through the component would sit between the PubAck's arrival and
 //! the caller. Sent first and awaited outside, the round trip holds nothing.
 
-use std::future::Future as _;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use async_nats::jetstream::context::{Context, PublishAckFuture, PublishError};
 use async_nats::jetstream::message::PublishMessage;
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 use wasmtime::component::Resource;
 
 use super::TransportError;
@@ -30,23 +29,16 @@ pub struct PendingAck {
 enum Sent {
     /// Queued on the connection, its PubAck to come.
     Queued(PublishAckFuture),
-    /// Waiting on a task of its own for room on the connection (async-nats's in-flight
-    /// slots or its command queue were full), so it goes out even if the pending ack is
-    /// never awaited.
-    Waiting(JoinHandle<Result<PublishAckFuture, PublishError>>),
+    /// Waiting on a task for room on the connection (async-nats's in-flight slots or its
+    /// command queue were full), so it goes out even if the pending ack is never awaited;
+    /// the task says here when it is queued.
+    Waiting(oneshot::Receiver<Result<PublishAckFuture, PublishError>>),
     /// Not sent yet: the resource's place in the table, taken before the message is sent
     /// so that a component at its resource limit is refused before anything goes out.
     Reserved,
 }
 
 impl PendingAck {
-    pub(crate) fn new(ack: PublishAckFuture, subject: async_nats::Subject) -> Self {
-        Self {
-            sent: Sent::Queued(ack),
-            subject,
-        }
-    }
-
     /// A place for the pending ack of a message about to be sent.
     pub(crate) fn reserved(subject: async_nats::Subject) -> Self {
         Self {
@@ -63,16 +55,43 @@ impl PendingAck {
         subject: async_nats::Subject,
         publish: PublishMessage,
     ) -> Result<Self, PublishError> {
+        let mut waiting = Vec::new();
+        let pending = Self::send_or_wait(&jetstream, subject, publish, &mut waiting);
+        wait_for_room(waiting);
+        pending
+    }
+
+    /// Sends one message of several, in order: queued at once while there is room; from
+    /// the first that finds none, it and every later one go into `waiting`, to be sent in
+    /// order by [`wait_for_room`]. So a call never waits for room on the connection
+    /// (holding its instance, and the `PubSub`'s publisher, while the server is slow), and
+    /// messages keep their order.
+    pub(crate) fn send_or_wait(
+        jetstream: &Arc<Context>,
+        subject: async_nats::Subject,
+        publish: PublishMessage,
+        waiting: &mut Vec<Sending>,
+    ) -> Result<Self, PublishError> {
         let shared = subject.clone();
-        let mut sending = Box::pin(async move { jetstream.send_publish(shared, publish).await });
-        let sent = match sending
-            .as_mut()
-            .poll(&mut TaskContext::from_waker(std::task::Waker::noop()))
+        let jetstream = jetstream.clone();
+        let mut sending: SendFuture =
+            Box::pin(async move { jetstream.send_publish(shared, publish).await });
+        if waiting.is_empty()
+            && let Poll::Ready(queued) = sending
+                .as_mut()
+                .poll(&mut TaskContext::from_waker(std::task::Waker::noop()))
         {
-            Poll::Ready(queued) => Sent::Queued(queued?),
-            Poll::Pending => Sent::Waiting(tokio::spawn(sending)),
-        };
-        Ok(Self { sent, subject })
+            return Ok(Self {
+                sent: Sent::Queued(queued?),
+                subject,
+            });
+        }
+        let (queued, told) = oneshot::channel();
+        waiting.push(Sending { sending, queued });
+        Ok(Self {
+            sent: Sent::Waiting(told),
+            subject,
+        })
     }
 
     /// Waits for the stream's answer; a failure comes with the subject it names.
@@ -92,17 +111,42 @@ impl PendingAck {
                     "the message to {subject} was never sent"
                 ))));
             }
-            Sent::Waiting(sending) => match sending.await {
+            Sent::Waiting(told) => match told.await {
                 Ok(queued) => queued.map_err(publish_failed)?,
-                Err(join) => {
+                Err(_) => {
                     return Err(failed(TransportError::Other(format!(
-                        "sending to {subject} did not finish: {join}"
+                        "sending to {subject} did not finish (the host is shutting down)"
                     ))));
                 }
             },
         };
         ack.await.map_err(publish_failed)
     }
+}
+
+/// A send that found no room yet.
+type SendFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<PublishAckFuture, PublishError>> + Send>,
+>;
+
+/// A message waiting for room on the connection, and where to say it was queued.
+pub(crate) struct Sending {
+    sending: SendFuture,
+    queued: oneshot::Sender<Result<PublishAckFuture, PublishError>>,
+}
+
+/// Sends the messages that found no room, in order, on a task of their own. Must run inside
+/// the tokio runtime.
+pub(crate) fn wait_for_room(waiting: Vec<Sending>) {
+    if waiting.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        for Sending { sending, queued } in waiting {
+            // The pending ack may be gone (its caller gave up): the message goes out anyway.
+            let _ = queued.send(sending.await);
+        }
+    });
 }
 
 /// Host state behind a `pending-batch` resource: the messages of one `send-batch`, in
