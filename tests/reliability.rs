@@ -919,16 +919,7 @@ async fn publishes_that_find_no_room_on_the_connection_wait_for_it() {
     support::stream(&server, "FULL", &["full"]).await;
     let (runtime, pubsub) = support::pubsub(&server, &[]).await;
     let pubsub = Arc::new(pubsub);
-    let pid = server.pid().expect("the test's server runs").to_string();
-    let signal = |name: &str| {
-        let status = std::process::Command::new("kill")
-            .args([name, pid.as_str()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {name} {pid}");
-    };
-
-    signal("-STOP");
+    signal(&server, "-STOP");
     let publishes: Vec<_> = (0..PUBLISHES)
         .map(|n| {
             let pubsub = pubsub.clone();
@@ -947,7 +938,7 @@ async fn publishes_that_find_no_room_on_the_connection_wait_for_it() {
         .await
         .expect("the component answers while sends wait for room")
         .expect("features");
-    signal("-CONT");
+    signal(&server, "-CONT");
 
     let mut failed = Vec::new();
     for publish in publishes {
@@ -980,22 +971,13 @@ async fn bulk_publishes_that_find_no_room_do_not_hold_the_publisher() {
     support::stream(&server, "BULKFULL", &["bulkfull"]).await;
     let (runtime, pubsub) = support::pubsub(&server, &[]).await;
     let pubsub = Arc::new(pubsub);
-    let pid = server.pid().expect("the test's server runs").to_string();
-    let signal = |name: &str| {
-        let status = std::process::Command::new("kill")
-            .args([name, pid.as_str()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {name} {pid}");
-    };
-
-    signal("-STOP");
+    signal(&server, "-STOP");
     let bulks: Vec<_> = (0..BULKS)
         .map(|bulk| {
             let pubsub = pubsub.clone();
             tokio::spawn(async move {
                 let entries = (0..ENTRIES)
-                    .map(|n| jetstream_pubsub_host::BulkEntry {
+                    .map(|n| BulkEntry {
                         entry_id: n.to_string(),
                         data: format!("bulk {bulk} entry {n}").into_bytes(),
                         ..Default::default()
@@ -1012,7 +994,7 @@ async fn bulk_publishes_that_find_no_room_do_not_hold_the_publisher() {
         .await
         .expect("the component answers while a bulk publish waits for room")
         .expect("features");
-    signal("-CONT");
+    signal(&server, "-CONT");
 
     let mut failed = Vec::new();
     for bulk in bulks {
@@ -1038,4 +1020,15 @@ async fn bulk_publishes_that_find_no_room_do_not_hold_the_publisher() {
         (BULKS * ENTRIES) as u64
     );
     runtime.shutdown().await;
+}
+
+/// Sends `name` (`-STOP`, `-CONT`) to the test's server: frozen, it reads nothing and
+/// answers nothing while its socket stays open.
+fn signal(server: &jetstream_pubsub_host::nats_server::NatsServer, name: &str) {
+    let pid = server.pid().expect("the test's server runs").to_string();
+    let status = std::process::Command::new("kill")
+        .args([name, pid.as_str()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {name} {pid}");
 }
