@@ -10,7 +10,6 @@ use wasmtime::component::Resource;
 use super::connect::SharedClient;
 use super::convert;
 use super::error::{api_error, from_consumer_error, from_publish_error};
-use super::pending_ack::wait_for_room;
 use super::server_url::redacted_servers;
 use super::{FailedPublish, PendingAck, PendingBatch, SubscriptionHandle, TransportError};
 use crate::bindings::transport::{
@@ -124,23 +123,12 @@ impl transport::HostConnection for InstanceState {
             subject: subject.clone(),
             error,
         };
-        let mut sent = Vec::with_capacity(messages.len());
-        let mut waiting = Vec::new();
-        for message in messages {
-            let publish = match convert::publish_entry(message) {
-                Ok(publish) => publish,
-                Err(err) => {
-                    sent.push(Err(failed(err)));
-                    continue;
-                }
-            };
-            sent.push(
-                PendingAck::send_or_wait(&jetstream, shared_subject.clone(), publish, &mut waiting)
-                    .map_err(|err| failed(from_publish_error(&subject, err))),
-            );
-        }
-        wait_for_room(waiting);
-        self.fill_pending_batch(&slot, PendingBatch::new(sent))?;
+        let converted = messages
+            .into_iter()
+            .map(|message| convert::publish_entry(message).map_err(failed))
+            .collect();
+        let batch = PendingBatch::send(jetstream, shared_subject, converted);
+        self.fill_pending_batch(&slot, batch)?;
         Ok(Ok(slot))
     }
 

@@ -11,7 +11,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use async_nats::jetstream::context::{Context, PublishAckFuture, PublishError};
 use async_nats::jetstream::message::PublishMessage;
-use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use wasmtime::component::Resource;
 
 use super::TransportError;
@@ -29,10 +29,10 @@ pub struct PendingAck {
 enum Sent {
     /// Queued on the connection, its PubAck to come.
     Queued(PublishAckFuture),
-    /// Waiting on a task for room on the connection (async-nats's in-flight slots or its
-    /// command queue were full), so it goes out even if the pending ack is never awaited;
-    /// the task says here when it is queued.
-    Waiting(oneshot::Receiver<Result<PublishAckFuture, PublishError>>),
+    /// Waiting on a task of its own for room on the connection (async-nats's in-flight
+    /// slots or its command queue were full), so it goes out even if the pending ack is
+    /// never awaited.
+    Waiting(JoinHandle<Result<PublishAckFuture, PublishError>>),
     /// Not sent yet: the resource's place in the table, taken before the message is sent
     /// so that a component at its resource limit is refused before anything goes out.
     Reserved,
@@ -55,43 +55,13 @@ impl PendingAck {
         subject: async_nats::Subject,
         publish: PublishMessage,
     ) -> Result<Self, PublishError> {
-        let mut waiting = Vec::new();
-        let pending = Self::send_or_wait(&jetstream, subject, publish, &mut waiting);
-        wait_for_room(waiting);
-        pending
-    }
-
-    /// Sends one message of several, in order: queued at once while there is room; from
-    /// the first that finds none, it and every later one go into `waiting`, to be sent in
-    /// order by [`wait_for_room`]. So a call never waits for room on the connection
-    /// (holding its instance, and the `PubSub`'s publisher, while the server is slow), and
-    /// messages keep their order.
-    pub(crate) fn send_or_wait(
-        jetstream: &Arc<Context>,
-        subject: async_nats::Subject,
-        publish: PublishMessage,
-        waiting: &mut Vec<Sending>,
-    ) -> Result<Self, PublishError> {
         let shared = subject.clone();
-        let jetstream = jetstream.clone();
-        let mut sending: SendFuture =
-            Box::pin(async move { jetstream.send_publish(shared, publish).await });
-        if waiting.is_empty()
-            && let Poll::Ready(queued) = sending
-                .as_mut()
-                .poll(&mut TaskContext::from_waker(std::task::Waker::noop()))
-        {
-            return Ok(Self {
-                sent: Sent::Queued(queued?),
-                subject,
-            });
-        }
-        let (queued, told) = oneshot::channel();
-        waiting.push(Sending { sending, queued });
-        Ok(Self {
-            sent: Sent::Waiting(told),
-            subject,
-        })
+        let mut sending = Box::pin(async move { jetstream.send_publish(shared, publish).await });
+        let sent = match sending.as_mut().poll(&mut noop_context()) {
+            Poll::Ready(queued) => Sent::Queued(queued?),
+            Poll::Pending => Sent::Waiting(tokio::spawn(sending)),
+        };
+        Ok(Self { sent, subject })
     }
 
     /// Waits for the stream's answer; a failure comes with the subject it names.
@@ -111,11 +81,11 @@ impl PendingAck {
                     "the message to {subject} was never sent"
                 ))));
             }
-            Sent::Waiting(told) => match told.await {
+            Sent::Waiting(sending) => match sending.await {
                 Ok(queued) => queued.map_err(publish_failed)?,
-                Err(_) => {
+                Err(join) => {
                     return Err(failed(TransportError::Other(format!(
-                        "sending to {subject} did not finish (the host is shutting down)"
+                        "sending to {subject} did not finish: {join}"
                     ))));
                 }
             },
@@ -124,45 +94,82 @@ impl PendingAck {
     }
 }
 
-/// A send that found no room yet.
-type SendFuture = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<PublishAckFuture, PublishError>> + Send>,
->;
-
-/// A message waiting for room on the connection, and where to say it was queued.
-pub(crate) struct Sending {
-    sending: SendFuture,
-    queued: oneshot::Sender<Result<PublishAckFuture, PublishError>>,
+/// A context whose waker does nothing: for the one poll that tells a message queued at once
+/// from one that must wait for room.
+fn noop_context() -> TaskContext<'static> {
+    TaskContext::from_waker(std::task::Waker::noop())
 }
 
-/// Sends the messages that found no room, in order, on a task of their own. Must run inside
-/// the tokio runtime.
-pub(crate) fn wait_for_room(waiting: Vec<Sending>) {
-    if waiting.is_empty() {
-        return;
-    }
-    tokio::spawn(async move {
-        for Sending { sending, queued } in waiting {
-            // The pending ack may be gone (its caller gave up): the message goes out anyway.
-            let _ = queued.send(sending.await);
-        }
-    });
-}
+/// The messages of a batch, each queued with its PubAck to come, or failed.
+type Messages = Vec<Result<PendingAck, FailedPublish>>;
 
 /// Host state behind a `pending-batch` resource: the messages of one `send-batch`, in
 /// order, each sent with its PubAck to come, or failed before it could be sent.
 pub struct PendingBatch {
-    messages: Vec<Result<PendingAck, FailedPublish>>,
+    /// The messages sent, in order.
+    messages: Messages,
+    /// When the batch found no room on the connection: the task sending it, in order, which
+    /// yields every message of the batch once the last one is queued.
+    waiting: Option<(JoinHandle<Messages>, String)>,
+    /// How many messages the batch holds.
+    len: usize,
 }
 
 impl PendingBatch {
-    pub(crate) fn new(messages: Vec<Result<PendingAck, FailedPublish>>) -> Self {
-        Self { messages }
+    pub(crate) fn new(messages: Messages) -> Self {
+        Self {
+            len: messages.len(),
+            messages,
+            waiting: None,
+        }
+    }
+
+    /// Sends `messages` (or their conversion failures) to `subject` in order, without ever
+    /// waiting for room on the connection. One future sends the whole batch, awaiting each
+    /// `send_publish` as a plain pipelined publish does, and is polled once here: nearly
+    /// always every message is queued then; if one finds no room, the future goes on in
+    /// order on a task of its own. So a call never holds its instance (and the `PubSub`'s
+    /// publisher) while a slow server makes room, and a batch costs one allocation, not one
+    /// per message. Must run inside the tokio runtime.
+    pub(crate) fn send(
+        jetstream: Arc<Context>,
+        subject: async_nats::Subject,
+        messages: Vec<Result<PublishMessage, FailedPublish>>,
+    ) -> Self {
+        let len = messages.len();
+        let shown = subject.to_string();
+        let mut sending = Box::pin(async move {
+            let mut sent = Vec::with_capacity(messages.len());
+            for message in messages {
+                sent.push(match message {
+                    Ok(publish) => match jetstream.send_publish(subject.clone(), publish).await {
+                        Ok(ack) => Ok(PendingAck {
+                            sent: Sent::Queued(ack),
+                            subject: subject.clone(),
+                        }),
+                        Err(err) => Err(FailedPublish {
+                            error: from_publish_error(&subject, err),
+                            subject: subject.to_string(),
+                        }),
+                    },
+                    Err(failed) => Err(failed),
+                });
+            }
+            sent
+        });
+        match sending.as_mut().poll(&mut noop_context()) {
+            Poll::Ready(messages) => Self::new(messages),
+            Poll::Pending => Self {
+                messages: Vec::new(),
+                waiting: Some((tokio::spawn(sending), shown)),
+                len,
+            },
+        }
     }
 
     /// How many messages the batch holds.
     pub(crate) fn len(&self) -> usize {
-        self.messages.len()
+        self.len
     }
 
     /// What a batch of `len` messages counts against the instance's pending-ack limit:
@@ -180,7 +187,30 @@ impl PendingBatch {
     pub(crate) async fn outcomes(
         self,
     ) -> Vec<Result<async_nats::jetstream::publish::PublishAck, FailedPublish>> {
-        futures::future::join_all(self.messages.into_iter().map(|message| async move {
+        let Self {
+            mut messages,
+            waiting,
+            len,
+        } = self;
+        if let Some((sending, subject)) = waiting {
+            match sending.await {
+                Ok(sent) => messages = sent,
+                Err(join) => {
+                    let error = TransportError::Other(format!(
+                        "sending a batch to {subject} did not finish: {join}"
+                    ));
+                    return (0..len)
+                        .map(|_| {
+                            Err(FailedPublish {
+                                error: error.clone(),
+                                subject: subject.clone(),
+                            })
+                        })
+                        .collect();
+                }
+            }
+        }
+        futures::future::join_all(messages.into_iter().map(|message| async move {
             match message {
                 Ok(pending) => pending.outcome().await,
                 Err(failed) => Err(failed),
