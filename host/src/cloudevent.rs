@@ -92,21 +92,20 @@ impl Envelope {
     /// writes them.
     pub fn wrap(&self, topic: &str, data: Vec<u8>, content_type: Option<&str>) -> Wrapped {
         let declared = content_type.is_some_and(|c| essence(c).starts_with(CONTENT_TYPE));
-        if let Some(object) = json_object(&data)
-            && (declared || has_context_attributes(&object))
+        let attributes = context_attributes(&data);
+        if let Some(attributes) = &attributes
+            && (declared || attributes.complete())
         {
             return Wrapped {
-                id: object
-                    .get("id")
-                    .and_then(serde_json::Value::as_str)
-                    .map(str::to_string),
+                id: attributes.id.clone(),
                 data,
                 content_type: CONTENT_TYPE.to_string(),
                 wrapped: false,
             };
         }
         let id = uuid::Uuid::new_v4().to_string();
-        let json = serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok();
+        let json =
+            attributes.is_some() || serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok();
         let content_type = match content_type.filter(|c| !c.trim().is_empty()) {
             Some(given) => given.to_string(),
             None if json => "application/json".to_string(),
@@ -119,13 +118,13 @@ impl Envelope {
         // stands in its place and the text replaces it.
         let marker = format!("jetstream-pubsub-data-{id}");
         let (event_data, raw_json) = if essence.starts_with("application/json") && json {
-            (Data::String(marker.clone()), true)
+            (Data::String(marker.clone()), Some(data))
         } else if essence.starts_with("application/octet-stream") {
-            (Data::Binary(data.clone()), false)
+            (Data::Binary(data), None)
         } else {
-            match String::from_utf8(data.clone()) {
-                Ok(text) => (Data::String(text), false),
-                Err(not_text) => (Data::Binary(not_text.into_bytes()), false),
+            match String::from_utf8(data) {
+                Ok(text) => (Data::String(text), None),
+                Err(not_text) => (Data::Binary(not_text.into_bytes()), None),
             }
         };
         let builder = EventBuilderV10::new()
@@ -139,8 +138,8 @@ impl Envelope {
             .extension("traceparent", self.traceparent.as_str())
             .extension("tracestate", self.tracestate.as_str());
         let mut event = serialize(builder);
-        if raw_json {
-            event = splice(&event, &format!("\"{marker}\""), data.trim_ascii());
+        if let Some(json) = raw_json {
+            event = splice(&event, &format!("\"{marker}\""), json.trim_ascii());
         }
         Wrapped {
             data: event,
@@ -151,22 +150,57 @@ impl Envelope {
     }
 }
 
-/// `payload` as a JSON object, if it is one: what daprd takes for a CloudEvent when it
-/// delivers (it decodes every message into a map).
-pub fn json_object(payload: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let first = payload.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first != b'{' {
+/// Whether `payload` is a JSON object: what daprd takes for a CloudEvent when it delivers
+/// (it decodes every message into a map). Checked without building the object.
+pub fn is_json_object(payload: &[u8]) -> bool {
+    starts_an_object(payload) && serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok()
+}
+
+fn starts_an_object(payload: &[u8]) -> bool {
+    payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// The context attributes of a JSON object payload that decide whether it already is a
+/// CloudEvent; the rest of the object (its data above all) is skipped, not built.
+#[derive(serde::Deserialize)]
+struct ContextAttributes {
+    #[serde(default, deserialize_with = "string_or_none")]
+    specversion: Option<String>,
+    #[serde(default, deserialize_with = "string_or_none")]
+    id: Option<String>,
+    #[serde(default, deserialize_with = "string_or_none")]
+    source: Option<String>,
+    #[serde(default, rename = "type", deserialize_with = "string_or_none")]
+    ty: Option<String>,
+}
+
+impl ContextAttributes {
+    /// The four required attributes (`specversion`, `id`, `source`, `type`) are strings.
+    fn complete(&self) -> bool {
+        self.specversion.is_some()
+            && self.id.is_some()
+            && self.source.is_some()
+            && self.ty.is_some()
+    }
+}
+
+/// A JSON string as itself, any other JSON value as none.
+fn string_or_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    use serde::Deserialize as _;
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(text) => Some(text),
+        _ => None,
+    })
+}
+
+/// The context attributes of `payload` when it is a JSON object.
+fn context_attributes(payload: &[u8]) -> Option<ContextAttributes> {
+    if !starts_an_object(payload) {
         return None;
     }
     serde_json::from_slice(payload).ok()
-}
-
-/// Whether a JSON object holds the four required context attributes of a CloudEvent
-/// (`specversion`, `id`, `source`, `type`) as strings.
-fn has_context_attributes(object: &serde_json::Map<String, serde_json::Value>) -> bool {
-    ["specversion", "id", "source", "type"]
-        .iter()
-        .all(|key| object.get(*key).is_some_and(serde_json::Value::is_string))
 }
 
 /// A content type's lower-cased media type, parameters left out.
@@ -317,8 +351,9 @@ mod tests {
         // ...unless it is declared one, as daprd decides.
         let declared = Envelope::new("s", "p").wrap("t", partial.to_vec(), Some(CONTENT_TYPE));
         assert!(!declared.wrapped);
-        assert!(json_object(b"null").is_none() && json_object(b"[1]").is_none());
-        assert!(json_object(b"\xff").is_none());
+        assert!(!is_json_object(b"null") && !is_json_object(b"[1]"));
+        assert!(!is_json_object(b"\xff") && !is_json_object(b"{broken"));
+        assert!(is_json_object(b" {\"a\":[1]}"));
     }
 
     #[test]

@@ -265,7 +265,7 @@ fn build_request(
     if let Some(pubsub_name) = raw_payload {
         data = Bytes::from(cloudevent::from_raw_payload(&topic, pubsub_name, &data));
         content_type = Some(cloudevent::CONTENT_TYPE.to_string());
-    } else if cloudevent::json_object(&data).is_some() {
+    } else if cloudevent::is_json_object(&data) {
         content_type = Some(cloudevent::CONTENT_TYPE.to_string());
     }
     let mut headers = HeaderMap::new();

@@ -67,8 +67,10 @@ fn print(message: &Message, raw_payload: Option<&str>) -> std::io::Result<()> {
             &message.data,
         ))
         .ok(),
-        None => cloudevent::json_object(&message.data)
-            .and_then(|_| serde_json::from_slice(message.data.trim_ascii()).ok()),
+        None if cloudevent::is_json_object(&message.data) => {
+            serde_json::from_slice(message.data.trim_ascii()).ok()
+        }
+        None => None,
     };
     let line = Line {
         topic: &message.topic,
