@@ -66,7 +66,7 @@ pub(crate) struct SandboxArgs {
     #[arg(long = "allow-server", value_name = "HOST:PORT")]
     allow_server: Vec<String>,
     /// Lets the component read this file, or any file below this directory (repeatable).
-    /// Without it, exactly the files whose paths are metadata values.
+    /// Without it, exactly the existing files whose paths are metadata values.
     #[arg(long = "allow-path", value_name = "PATH")]
     allow_path: Vec<PathBuf>,
 }
