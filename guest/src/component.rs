@@ -647,6 +647,7 @@ fn new_message(redelivery: &Redelivery, delivery: transport::Delivery) -> NewMes
             success: answer(Outcome::Success),
             retry: answer(Outcome::Retry),
             drop: answer(Outcome::Drop),
+            release: answer(Outcome::Release),
         },
     }
 }

@@ -13,6 +13,8 @@ pub enum Outcome {
     Retry,
     /// The application can never process it.
     Drop,
+    /// The application never got it (its channel closed first): no attempt was made.
+    Release,
 }
 
 /// What to send back to the server for one delivery.
@@ -59,6 +61,9 @@ impl Redelivery {
     /// - Drop: `+TERM`. The reference acknowledges a dropped message (the Dapr sidecar turns
     ///   DROP into success). A terminated message is not redelivered either, but the server
     ///   records it as terminated and publishes a `MSG_TERMINATED` advisory.
+    /// - Release: `-NAK` with no delay: the application never saw the message, so it goes
+    ///   back for redelivery at once (to another replica, or to the next stream), rather
+    ///   than waiting out a retry delay or `ackWait`.
     pub fn decide(&self, outcome: Outcome, delivered: u64) -> Option<Answer> {
         if self.ack_policy == AckPolicy::None {
             return None;
@@ -67,6 +72,7 @@ impl Redelivery {
             Outcome::Success => Answer::Ack,
             Outcome::Retry => Answer::Nak(self.nak_delay(delivered)),
             Outcome::Drop => Answer::Term,
+            Outcome::Release => Answer::Nak(None),
         })
     }
 
@@ -107,8 +113,14 @@ mod tests {
         let immediate = redelivery(AckPolicy::All, Duration::ZERO, &[]);
         assert_eq!(immediate.decide(Outcome::Success, 1), Some(Answer::Ack));
         assert_eq!(immediate.decide(Outcome::Retry, 3), Some(Answer::Nak(None)));
+        assert_eq!(explicit.decide(Outcome::Release, 3), Some(Answer::Nak(None)));
         let none = redelivery(AckPolicy::None, wait, &[100]);
-        for outcome in [Outcome::Success, Outcome::Retry, Outcome::Drop] {
+        for outcome in [
+            Outcome::Success,
+            Outcome::Retry,
+            Outcome::Drop,
+            Outcome::Release,
+        ] {
             assert_eq!(none.decide(outcome, 1), None);
         }
     }

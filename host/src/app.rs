@@ -46,6 +46,10 @@ pub enum AppStatus {
     Retry,
     /// Never processable: the message is terminated.
     Drop,
+    /// Never handled: the application could not be reached before it saw the message (its
+    /// channel closed, as when a Dapr sidecar ends a stream). The message goes back to the
+    /// server for redelivery at once, without the retry delay, since no attempt was made.
+    Release,
 }
 
 /// Receives messages. Implemented for every `Fn(Message) -> impl Future<Output = AppStatus>`.
@@ -123,6 +127,7 @@ fn answer_to(answers: app::Answers, status: AppStatus) -> Option<transport::AckK
         AppStatus::Success => answers.success,
         AppStatus::Retry => answers.retry,
         AppStatus::Drop => answers.drop,
+        AppStatus::Release => answers.release,
     }
 }
 

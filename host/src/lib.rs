@@ -16,6 +16,8 @@ mod instance;
 mod log;
 pub mod manifest;
 pub mod nats_server;
+#[cfg(feature = "dapr-pluggable")]
+pub mod pluggable;
 pub mod provision;
 pub mod pubsub;
 mod runtime;

@@ -286,8 +286,40 @@ pub struct PubSub {
 
 /// What `close` needs of a running subscription.
 struct Live {
-    stop: Arc<watch::Sender<bool>>,
+    flow: Arc<Flow>,
     finished: watch::Receiver<bool>,
+}
+
+/// The signals that stop or pause a subscription's pump.
+struct Flow {
+    /// True once the subscription is stopping: the pump ends.
+    stop: watch::Sender<bool>,
+    /// True while no new message may be taken (paused, or stopping). It is the signal the
+    /// instance sees, so a `pump` waiting for messages returns at once.
+    hold: watch::Sender<bool>,
+}
+
+impl Flow {
+    fn stop(&self) {
+        let _ = self.stop.send(true);
+        let _ = self.hold.send(true);
+    }
+
+    fn pause(&self) {
+        let _ = self.hold.send(true);
+    }
+
+    /// Lets the pump take messages again, unless the subscription is stopping.
+    fn resume(&self) {
+        let stopping = self.stop.subscribe();
+        self.hold.send_if_modified(|hold| {
+            let resumed = *hold && !*stopping.borrow();
+            if resumed {
+                *hold = false;
+            }
+            resumed
+        });
+    }
 }
 
 /// The refusals of a bulk publish of `entries` entries, placed by entry, checked against
@@ -526,6 +558,7 @@ impl PubSub {
         handler: impl Handler,
     ) -> Result<Subscription, Error> {
         let (stop_sender, stop) = watch::channel(false);
+        let (hold_sender, hold) = watch::channel(false);
         let request = types::SubscribeRequest {
             topic: topic.to_string(),
             metadata: Metadata::new(),
@@ -537,6 +570,7 @@ impl PubSub {
             handler: Arc::new(handler),
             request,
             stop,
+            hold,
             handover: Handover::default(),
         };
         let (instance, id, consumer) = listener.start().await?;
@@ -548,18 +582,21 @@ impl PubSub {
             let _ = finished_sender.send(true);
             result
         });
-        let stop = Arc::new(stop_sender);
+        let flow = Arc::new(Flow {
+            stop: stop_sender,
+            hold: hold_sender,
+        });
         let mut live = self
             .live
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         live.retain(|subscription| !*subscription.finished.borrow());
         live.push(Live {
-            stop: stop.clone(),
+            flow: flow.clone(),
             finished,
         });
         Ok(Subscription {
-            stop,
+            flow,
             task,
             consumer: summary,
         })
@@ -577,7 +614,7 @@ impl PubSub {
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
         for subscription in &live {
-            let _ = subscription.stop.send(true);
+            subscription.flow.stop();
         }
         for mut subscription in live {
             let _ = subscription.finished.wait_for(|finished| *finished).await;
@@ -596,7 +633,10 @@ struct Listener {
     metadata: Metadata,
     handler: Arc<dyn Handler>,
     request: types::SubscribeRequest,
+    /// True once stopping (see [`Flow`]).
     stop: watch::Receiver<bool>,
+    /// True while paused or stopping: the signal every instance of the subscription sees.
+    hold: watch::Receiver<bool>,
     /// Keeps the NATS subscriber of an instance that trapped for the one replacing it.
     handover: Handover,
 }
@@ -606,7 +646,7 @@ impl Listener {
     async fn start(&self) -> Result<(Instance, u64, transport::ConsumerInfo), Error> {
         let mut instance = self
             .runtime
-            .initialised_with_stop(self.handler.clone(), &self.metadata, self.stop.clone())
+            .initialised_with_stop(self.handler.clone(), &self.metadata, self.hold.clone())
             .await?;
         instance
             .store
@@ -644,6 +684,17 @@ impl Listener {
         // fails alone instead of taking a batch of innocent ones down with it.
         let mut quarantine = 0u32;
         while !*self.stop.borrow() {
+            if *self.hold.borrow() {
+                // Paused: nothing new is taken until resumed or stopped. Handlers already
+                // running answer their messages meanwhile.
+                let mut hold = self.hold.clone();
+                let mut stop = self.stop.clone();
+                tokio::select! {
+                    _ = hold.wait_for(|hold| !*hold) => {}
+                    _ = stop.wait_for(|stop| *stop) => {}
+                }
+                continue;
+            }
             let max = if quarantine > 0 { 1 } else { MAX_MESSAGES };
             let (api, store) = instance.call();
             match api.call_pump(store, id, max, WAIT_MS).await {
@@ -710,7 +761,7 @@ impl Listener {
 
 /// A running subscription: its own instance, pumping on its own task.
 pub struct Subscription {
-    stop: Arc<watch::Sender<bool>>,
+    flow: Arc<Flow>,
     task: JoinHandle<Result<(), Error>>,
     consumer: ConsumerSummary,
 }
@@ -726,11 +777,23 @@ impl Subscription {
         self.task.is_finished()
     }
 
+    /// Stops taking new messages (Dapr's `Pause`). Messages already with the handler are
+    /// still answered; messages the server sent meanwhile wait in the subscriber, and go
+    /// back to the server if the subscription is then stopped.
+    pub fn pause(&self) {
+        self.flow.pause();
+    }
+
+    /// Takes messages again after [`pause`](Self::pause). Does nothing once stopping.
+    pub fn resume(&self) {
+        self.flow.resume();
+    }
+
     /// Stops gracefully: messages already taken are handled and answered, the rest stay
     /// with the server (a durable consumer resumes there). Returns the pump's error if it
     /// had ended with one.
     pub async fn stop(self) -> Result<(), Error> {
-        let _ = self.stop.send(true);
+        self.flow.stop();
         match self.task.await {
             Ok(result) => result,
             Err(join) => Err(Error::Trap(format!("the subscription task failed: {join}"))),

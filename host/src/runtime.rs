@@ -315,6 +315,22 @@ impl Runtime {
         Ok(elapsed)
     }
 
+    /// The same compiled component and limits under another sandbox policy, with NATS
+    /// clients of its own: no recompilation. A host serving several users' components
+    /// (one per Dapr Component YAML, as `jetstream-pubsub serve` does) gives each the
+    /// servers and files its own configuration names.
+    pub fn with_policy(&self, policy: SandboxPolicy) -> Runtime {
+        Runtime {
+            engine: self.engine.clone(),
+            pre: self.pre.clone(),
+            shared: Arc::new(Shared {
+                pool: ClientPool::new(self.shared.limits.max_clients),
+                limits: self.shared.limits.clone(),
+                policy: Arc::new(policy),
+            }),
+        }
+    }
+
     /// Flushes and closes every NATS connection the runtime's instances opened.
     pub async fn shutdown(&self) {
         self.shared.pool.drain_all().await;

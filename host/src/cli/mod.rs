@@ -6,6 +6,7 @@
 mod bench;
 mod demo;
 mod publish;
+mod serve;
 mod stream;
 mod subscribe;
 
@@ -39,6 +40,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure the sandbox's cost: each scenario raw async-nats vs the component.
     Bench(bench::BenchArgs),
+    /// Serve the component to a Dapr sidecar as a pluggable pub/sub (gRPC on a Unix socket).
+    Serve(serve::ServeArgs),
 }
 
 /// Where the component and its metadata come from.
@@ -72,6 +75,11 @@ pub(crate) struct SandboxArgs {
 }
 
 impl SandboxArgs {
+    /// True when neither flag is given: the policy then follows each component's metadata.
+    pub(crate) fn is_default(&self) -> bool {
+        self.allow_server.is_empty() && self.allow_path.is_empty()
+    }
+
     /// The policy for a component given `metadata`: the flags, or what the metadata names.
     ///
     /// Why the metadata: the manifest is the user's own file, the component may be anyone's
@@ -156,11 +164,21 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
 }
 
 /// A failure of a subcommand, with the exit code it maps to.
+#[derive(Debug)]
 pub(crate) enum Failure {
     /// Bad input (manifest, arguments): exit 2.
     Usage(String),
     /// The operation failed: exit 1.
     Failed(String),
+}
+
+impl Failure {
+    /// What the command prints after `error: `.
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            Failure::Usage(message) | Failure::Failed(message) => message,
+        }
+    }
 }
 
 impl<E: std::fmt::Display> From<E> for Failure {
@@ -260,6 +278,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Stream { command } => stream::run(command).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
         }
     });
     match result {
@@ -271,6 +290,40 @@ pub(crate) fn main() -> ExitCode {
         Err(Failure::Failed(message)) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, listened for from the start of the command: a signal that arrives
+/// while the subscription is still starting (or right after its first message) is then a
+/// graceful stop, not the default action that kills the process.
+struct ShutdownSignals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Resolves when either signal arrives (never, when neither could be installed).
+    async fn received(&mut self) {
+        async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.interrupt) => {}
+            _ = next(&mut self.terminate) => {}
         }
     }
 }

@@ -10,7 +10,7 @@ use clap::Args;
 use jetstream_pubsub_host::{AppStatus, HttpApp, Message, cloudevent};
 use tokio::sync::Notify;
 
-use super::{ComponentArgs, Failure};
+use super::{ComponentArgs, Failure, ShutdownSignals};
 
 #[derive(Args)]
 pub(crate) struct SubscribeArgs {
@@ -246,38 +246,4 @@ pub(crate) async fn run(args: SubscribeArgs) -> Result<(), Failure> {
     runtime.shutdown().await;
     outcome?;
     stopped.map_err(Failure::from)
-}
-
-/// SIGINT and SIGTERM, listened for from the start of the command: a signal that arrives
-/// while the subscription is still starting (or right after its first message) is then a
-/// graceful stop, not the default action that kills the process.
-struct ShutdownSignals {
-    interrupt: Option<tokio::signal::unix::Signal>,
-    terminate: Option<tokio::signal::unix::Signal>,
-}
-
-impl ShutdownSignals {
-    fn install() -> Self {
-        use tokio::signal::unix::{SignalKind, signal};
-        Self {
-            interrupt: signal(SignalKind::interrupt()).ok(),
-            terminate: signal(SignalKind::terminate()).ok(),
-        }
-    }
-
-    /// Resolves when either signal arrives (never, when neither could be installed).
-    async fn received(&mut self) {
-        async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
-            match signal {
-                Some(signal) => {
-                    signal.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        }
-        tokio::select! {
-            _ = next(&mut self.interrupt) => {}
-            _ = next(&mut self.terminate) => {}
-        }
-    }
 }
