@@ -81,8 +81,11 @@ fn compile_protos(root: &std::path::Path) {
     let descriptors = protox::compile(files, [root])
         .unwrap_or_else(|err| panic!("cannot compile the protos in {}: {err:?}", root.display()));
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    std::fs::write(out_dir.join("dapr_components.bin"), descriptors.encode_to_vec())
-        .expect("cannot write the descriptor set to OUT_DIR");
+    std::fs::write(
+        out_dir.join("dapr_components.bin"),
+        descriptors.encode_to_vec(),
+    )
+    .expect("cannot write the descriptor set to OUT_DIR");
     tonic_prost_build::configure()
         // The client is for tests and tools that play daprd's side; without the transport
         // helpers it builds on any channel and needs no client feature of tonic.

@@ -94,9 +94,15 @@ impl Drop for SocketFile {
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let mut signals = ShutdownSignals::install();
     let path = socket_path(args.socket);
-    if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+    if let Some(folder) = path
+        .parent()
+        .filter(|folder| !folder.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(folder).map_err(|err| {
-            Failure::Failed(format!("cannot create the folder {}: {err}", folder.display()))
+            Failure::Failed(format!(
+                "cannot create the folder {}: {err}",
+                folder.display()
+            ))
         })?;
     }
     // Checked before the runtime compiles the component, so a second `serve` fails fast.
@@ -110,15 +116,16 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let server = if args.sandbox.is_default() {
         let sandbox = args.sandbox.clone();
         server.policy_per_instance(Arc::new(move |metadata| {
-            sandbox.policy(metadata).map_err(|failure| failure.message().to_string())
+            sandbox
+                .policy(metadata)
+                .map_err(|failure| failure.message().to_string())
         }))
     } else {
         server
     };
     clear_stale_socket(&path)?;
-    let listener = tokio::net::UnixListener::bind(&path).map_err(|err| {
-        Failure::Failed(format!("cannot listen on {}: {err}", path.display()))
-    })?;
+    let listener = tokio::net::UnixListener::bind(&path)
+        .map_err(|err| Failure::Failed(format!("cannot listen on {}: {err}", path.display())))?;
     let socket = SocketFile(path);
     std::fs::set_permissions(&socket.0, std::fs::Permissions::from_mode(args.socket_mode))
         .map_err(|err| {

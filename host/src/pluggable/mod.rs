@@ -50,6 +50,9 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024 + 64 * 1024;
 /// reopen it). A larger message is terminated (`+TERM`) with an error in the log instead.
 pub const MAX_DELIVERY_BYTES: usize = 4 * 1024 * 1024;
 
+/// How long connections may stay open once every stream has ended at shutdown.
+const CONNECTION_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Chooses the sandbox policy of each component instance from its Init metadata.
 pub type PolicyFor = Arc<dyn Fn(&Metadata) -> Result<SandboxPolicy, String> + Send + Sync>;
 
@@ -105,7 +108,8 @@ impl Server {
         // daprd (through jhump/protoreflect) asks v1alpha only; v1 is for current tools.
         let v1alpha = reflection().build_v1alpha()?;
         let v1 = reflection().build_v1()?;
-        tonic::transport::Server::builder()
+        let (closed, streams_ended) = tokio::sync::oneshot::channel::<()>();
+        let served = tonic::transport::Server::builder()
             .add_service(v1alpha)
             .add_service(v1)
             .add_service(PubSubServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES))
@@ -114,9 +118,21 @@ impl Server {
                 async move {
                     shutdown.await;
                     instances.close_all().await;
+                    let _ = closed.send(());
                 },
-            )
-            .await?;
+            );
+        // Once every stream has ended, a client that keeps its connection open (or stops
+        // reading) does not hold the process up for more than the grace period.
+        tokio::select! {
+            served = served => served?,
+            () = async {
+                if streams_ended.await.is_ok() {
+                    tokio::time::sleep(CONNECTION_GRACE).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => tracing::warn!(grace = ?CONNECTION_GRACE, "connections still open after the shutdown grace period are dropped"),
+        }
         Ok(())
     }
 }

@@ -143,7 +143,11 @@ impl PubSubService for Service {
         request: Request<FeaturesRequest>,
     ) -> Result<Response<FeaturesResponse>, Status> {
         let instance = self.instance(&request)?;
-        let features = instance.pubsub.features().await.map_err(|err| status(&err))?;
+        let features = instance
+            .pubsub
+            .features()
+            .await
+            .map_err(|err| status(&err))?;
         Ok(Response::new(FeaturesResponse { features }))
     }
 

@@ -28,7 +28,8 @@ const OUTBOUND_QUEUE: usize = 64;
 const FAILURE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The responses of a stream, as tonic sends them.
-pub(crate) type Responses = tokio_stream::wrappers::ReceiverStream<Result<PullMessagesResponse, Status>>;
+pub(crate) type Responses =
+    tokio_stream::wrappers::ReceiverStream<Result<PullMessagesResponse, Status>>;
 
 /// daprd's answer to one message.
 enum Verdict {
@@ -53,7 +54,9 @@ struct Open {
 
 impl Outstanding {
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Ends the stream: no new message is sent, and every one waiting is released (its
@@ -71,7 +74,10 @@ impl Outstanding {
             return;
         };
         let Some(waiting) = self.lock().waiting.remove(&id) else {
-            tracing::warn!(id, "ignored an answer for a message that is not waiting for one (unknown, or answered already)");
+            tracing::warn!(
+                id,
+                "ignored an answer for a message that is not waiting for one (unknown, or answered already)"
+            );
             return;
         };
         let verdict = match request.ack_error {
