@@ -113,7 +113,10 @@ mod tests {
         let immediate = redelivery(AckPolicy::All, Duration::ZERO, &[]);
         assert_eq!(immediate.decide(Outcome::Success, 1), Some(Answer::Ack));
         assert_eq!(immediate.decide(Outcome::Retry, 3), Some(Answer::Nak(None)));
-        assert_eq!(explicit.decide(Outcome::Release, 3), Some(Answer::Nak(None)));
+        assert_eq!(
+            explicit.decide(Outcome::Release, 3),
+            Some(Answer::Nak(None))
+        );
         let none = redelivery(AckPolicy::None, wait, &[100]);
         for outcome in [
             Outcome::Success,
