@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::binding::{self, ExistingConsumer};
 use crate::consumer::{ConsumerPlan, plan_consumer};
 use crate::disposition::{Answer, Outcome, Redelivery};
+use crate::failure::{self, ApiError, PubSubError, TransportFailure};
 use crate::metadata::{self, AckPolicy, Concurrency, DeliverPolicy, Metadata};
 use crate::{message, publish};
 
@@ -22,9 +23,6 @@ use dapr::jetstream::log::{Level, log};
 use dapr::jetstream::transport::{self, Connection, PendingAck, TransportError};
 use dapr::jetstream::types::{BulkPublishRequest, Error, PublishRequest, SubscribeRequest};
 use exports::dapr::jetstream::pubsub::{BulkSent, Guest};
-
-/// JetStream's error code for a stream that does not exist.
-const STREAM_NOT_FOUND: u16 = 10059;
 
 /// JetStream's `max_ack_pending` when the consumer does not set one.
 const DEFAULT_MAX_ACK_PENDING: u32 = 1_000;
@@ -89,8 +87,7 @@ impl Guest for Component {
         for warning in parsed.credentials().warnings() {
             log(Level::Warn, &warning);
         }
-        let connection =
-            Connection::connect(&connect_options(&parsed)).map_err(|err| connect_error(&err))?;
+        let connection = Connection::connect(&connect_options(&parsed)).map_err(connect_error)?;
         PHASE.with(|phase| {
             *phase.borrow_mut() = Phase::Ready(Box::new(Ready {
                 metadata: parsed,
@@ -130,7 +127,7 @@ impl Guest for Component {
             ready
                 .connection
                 .send(&message)
-                .map_err(|err| publish_error(&message.subject, &err))
+                .map_err(|err| publish_error(&message.subject, err))
         })
     }
 
@@ -139,7 +136,7 @@ impl Guest for Component {
         if topic.starts_with("fault.verdict") {
             panic!("fault injection: trap while judging a failed publish");
         }
-        publish_error(&topic, &failure)
+        publish_error(&topic, failure)
     }
 
     fn bulk_publish(request: BulkPublishRequest) -> Result<BulkSent, Error> {
@@ -174,7 +171,7 @@ impl Guest for Component {
                     Ok(sent) => Some(sent),
                     // The host sent nothing: every entry that was to go out fails alike.
                     Err(refusal) => {
-                        let err = publish_error(&topic, &refusal);
+                        let err = publish_error(&topic, refusal);
                         refused = refused_all(count, refused, &err);
                         None
                     }
@@ -200,7 +197,7 @@ impl Guest for Component {
                         return Err(api_error(
                             ready,
                             &format!("looking up the stream for {topic}"),
-                            &err,
+                            err,
                         ));
                     }
                 },
@@ -255,9 +252,7 @@ impl Guest for Component {
             let batch = subscribed
                 .subscription
                 .next_batch(max.max(1), wait_ms)
-                .map_err(|err| {
-                    transport_error(&format!("receiving on {}", subscribed.topic), &err)
-                })?;
+                .map_err(|err| call_error(&format!("receiving on {}", subscribed.topic), err))?;
             if batch.is_empty() {
                 return watch_consumer(ready, subscription).map(|()| 0);
             }
@@ -295,7 +290,7 @@ impl Guest for Component {
             subscribed
                 .subscription
                 .unsubscribe()
-                .map_err(|err| transport_error("unsubscribing", &err))
+                .map_err(|err| call_error("unsubscribing", err))
         })
     }
 
@@ -309,7 +304,7 @@ impl Guest for Component {
             ready
                 .connection
                 .flush()
-                .map_err(|err| transport_error("flushing on close", &err))?;
+                .map_err(|err| call_error("flushing on close", err))?;
         }
         Ok(())
     }
@@ -386,7 +381,9 @@ fn watch_consumer(ready: &mut Ready, id: u64) -> Result<(), Error> {
     };
     match ready.connection.consumer_info(&stream, &name) {
         Ok(None) => {}
-        Err(TransportError::Jetstream(api)) if api.code == STREAM_NOT_FOUND => return Err(gone()),
+        Err(TransportError::Jetstream(api)) if api.code == failure::STREAM_NOT_FOUND => {
+            return Err(gone());
+        }
         // Present, or the server is unreachable for now: look again later.
         Ok(Some(_)) | Err(_) => return Ok(()),
     }
@@ -402,13 +399,13 @@ fn watch_consumer(ready: &mut Ready, id: u64) -> Result<(), Error> {
             self::subscribed(ready, id)?.consumer = info;
             Ok(())
         }
-        Err(TransportError::Jetstream(api)) if api.code == STREAM_NOT_FOUND => Err(gone()),
+        Err(TransportError::Jetstream(api)) if api.code == failure::STREAM_NOT_FOUND => Err(gone()),
         Err(err) => {
             log(
                 Level::Warn,
                 &format!(
                     "consumer {name:?} of stream {stream:?} was deleted; recreating it failed: {}",
-                    describe(&err)
+                    TransportFailure::from(err)
                 ),
             );
             Ok(())
@@ -500,7 +497,7 @@ fn join(
                 "consumer name already in use: creating consumer {durable:?} on stream {stream:?}: {}",
                 api.description
             )),
-            other => api_error(ready, "updating the consumer", &other),
+            other => api_error(ready, "updating the consumer", other),
         })?;
     Ok((info, deliver_subject))
 }
@@ -519,7 +516,7 @@ fn create(
             api_error(
                 ready,
                 &format!("creating a consumer on stream {stream:?} for {topic}"),
-                &err,
+                err,
             )
         })?;
     let deliver_subject = info.config.deliver_subject.clone().ok_or_else(|| {
@@ -543,7 +540,7 @@ fn consumer_info(
             api_error(
                 ready,
                 &format!("consumer info of {durable:?} on stream {stream:?}"),
-                &err,
+                err,
             )
         })
 }
@@ -557,20 +554,12 @@ fn listen_on(
     ready
         .connection
         .subscribe(deliver_subject, plan.deliver_group.as_deref())
-        .map_err(|err| transport_error(&format!("subscribing to {topic}"), &err))
+        .map_err(|err| call_error(&format!("subscribing to {topic}"), err))
 }
 
-/// A failed JetStream API request. When nothing answered, the request went to an API
-/// prefix no JetStream serves: the error names it, since a wrong `domain` or `apiPrefix`
-/// is the usual cause.
-fn api_error(ready: &Ready, what: &str, err: &TransportError) -> Error {
-    match err {
-        TransportError::NoResponders(_) => Error::Retriable(format!(
-            "{what}: no JetStream answered on {} (check domain and apiPrefix, and that JetStream is enabled)",
-            ready.metadata.api_prefix()
-        )),
-        other => transport_error(what, other),
-    }
+/// A failed JetStream API request, naming the API prefix when nothing answered.
+fn api_error(ready: &Ready, what: &str, err: TransportError) -> Error {
+    failure::api_error(what, &err.into(), || ready.metadata.api_prefix()).into()
 }
 
 /// Half the ack wait the server applies (JetStream: the first backoff step when there is a
@@ -670,7 +659,7 @@ fn hoard_pending_acks(connection: &Connection, message: &transport::OutboundMess
     loop {
         match connection.send(message) {
             Ok(pending) => std::mem::forget(pending),
-            Err(refusal) => return publish_error(&message.subject, &refusal),
+            Err(refusal) => return publish_error(&message.subject, refusal),
         }
     }
 }
@@ -794,15 +783,6 @@ fn consumer_config(plan: &ConsumerPlan) -> transport::ConsumerConfig {
     }
 }
 
-fn connect_error(err: &TransportError) -> Error {
-    match err {
-        TransportError::Invalid(text)
-        | TransportError::Refused(text)
-        | TransportError::Denied(text) => Error::Terminal(text.clone()),
-        other => Error::Retriable(describe(other)),
-    }
-}
-
 /// The refusals of a bulk publish of `count` entries whose batch the host refused: the
 /// entries refused already keep their own error, every other one gets `err`.
 fn refused_all(count: usize, refused: Vec<(u32, Error)>, err: &Error) -> Vec<(u32, Error)> {
@@ -816,51 +796,47 @@ fn refused_all(count: usize, refused: Vec<(u32, Error)>, err: &Error) -> Vec<(u3
         .collect()
 }
 
-/// A publish failure: retriable unless the request itself is at fault (the reference
-/// classifies every broker error as retriable, components-contrib#4395).
-fn publish_error(topic: &str, err: &TransportError) -> Error {
-    match err {
-        // Also what a cluster answers while the stream's leader is being elected.
-        TransportError::NoResponders(_) => Error::Retriable(format!(
-            "no stream matches subject {topic}, or its leader is being elected: nothing stored the message"
-        )),
-        TransportError::Invalid(text)
-        | TransportError::Refused(text)
-        | TransportError::Denied(text) => Error::Terminal(text.clone()),
-        other => {
-            // The host's texts already name the publish; say it once.
-            let text = describe(other);
-            if text.starts_with("publish to ") {
-                Error::Retriable(text)
-            } else {
-                Error::Retriable(format!("publish to {topic}: {text}"))
-            }
+fn connect_error(err: TransportError) -> Error {
+    failure::connect_error(&err.into()).into()
+}
+
+fn publish_error(topic: &str, err: TransportError) -> Error {
+    failure::publish_error(topic, &err.into()).into()
+}
+
+fn call_error(what: &str, err: TransportError) -> Error {
+    failure::call_error(what, &err.into()).into()
+}
+
+impl From<TransportError> for TransportFailure {
+    fn from(err: TransportError) -> Self {
+        match err {
+            TransportError::Connection(text) => Self::Connection(text),
+            TransportError::TimedOut(text) => Self::TimedOut(text),
+            TransportError::NoResponders(text) => Self::NoResponders(text),
+            TransportError::Jetstream(transport::ApiError {
+                status,
+                code,
+                description,
+            }) => Self::Jetstream(ApiError {
+                status,
+                code,
+                description,
+            }),
+            TransportError::Denied(text) => Self::Denied(text),
+            TransportError::Refused(text) => Self::Refused(text),
+            TransportError::Invalid(text) => Self::Invalid(text),
+            TransportError::Other(text) => Self::Other(text),
         }
     }
 }
 
-fn transport_error(what: &str, err: &TransportError) -> Error {
-    match err {
-        TransportError::Invalid(_)
-        | TransportError::Refused(_)
-        | TransportError::Denied(_)
-        | TransportError::Jetstream(_) => Error::Terminal(format!("{what}: {}", describe(err))),
-        _ => Error::Retriable(format!("{what}: {}", describe(err))),
-    }
-}
-
-fn describe(err: &TransportError) -> String {
-    match err {
-        TransportError::Connection(text)
-        | TransportError::TimedOut(text)
-        | TransportError::NoResponders(text)
-        | TransportError::Denied(text)
-        | TransportError::Refused(text)
-        | TransportError::Invalid(text)
-        | TransportError::Other(text) => text.clone(),
-        TransportError::Jetstream(api) => format!(
-            "{} (status {}, code {})",
-            api.description, api.status, api.code
-        ),
+impl From<PubSubError> for Error {
+    fn from(err: PubSubError) -> Self {
+        match err {
+            PubSubError::InvalidMetadata(text) => Self::InvalidMetadata(text),
+            PubSubError::Terminal(text) => Self::Terminal(text),
+            PubSubError::Retriable(text) => Self::Retriable(text),
+        }
     }
 }

@@ -15,6 +15,7 @@ pub mod block_cache;
 pub mod component;
 pub mod consumer;
 pub mod disposition;
+pub mod failure;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod message;
