@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::binding::{self, ExistingConsumer};
+use crate::connect::{self, Auth, ConnectPlan, SecretSource, Tls};
 use crate::consumer::{ConsumerPlan, plan_consumer};
 use crate::disposition::{Answer, Outcome, Redelivery};
 use crate::failure::{self, ApiError, PubSubError, TransportFailure};
-use crate::metadata::{self, AckPolicy, Concurrency, DeliverPolicy, Metadata};
+use crate::metadata::{self, AckPolicy, Concurrency, DeliverPolicy, Metadata, Secret};
 use crate::{message, publish};
 
 wit_bindgen::generate!({
@@ -26,9 +27,6 @@ use exports::dapr::jetstream::pubsub::{BulkSent, Guest};
 
 /// JetStream's `max_ack_pending` when the consumer does not set one.
 const DEFAULT_MAX_ACK_PENDING: u32 = 1_000;
-
-/// Timeout for JetStream API requests and publish acknowledgements (the reference's 5 s).
-const REQUEST_TIMEOUT_MS: u32 = 5_000;
 
 /// Where the component is in its life.
 enum Phase {
@@ -676,57 +674,55 @@ fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The connection the metadata describes. One credential is used, chosen in the reference's
-/// precedence (jwt/seedKey, else client certificate, else token, then our credsFile, nkey,
-/// user/password; see `metadata::credentials`). As in the reference, the client certificate is
-/// only presented when it is the chosen credential. TLS is required whenever a client
-/// certificate or a CA is configured, so such settings never fall back to plain text.
+/// The connection the metadata describes ([`connect::plan_connect`]), as the transport's
+/// options.
 fn connect_options(metadata: &Metadata) -> transport::ConnectOptions {
-    use crate::metadata::credentials::Credential;
-    // The component has no files: values with a PEM (or `.creds`) armour are content, anything
-    // else is a path the host reads.
-    let pem_or_path = |value: &str| {
-        if value.contains("-----BEGIN") {
-            transport::SecretSource::Inline(value.to_string())
-        } else {
-            transport::SecretSource::File(value.to_string())
-        }
-    };
-    let mut client_cert = None;
-    let mut client_key = None;
-    let auth = match metadata.credentials().chosen {
-        None => transport::Auth::None,
-        Some(Credential::Jwt { jwt, seed }) => transport::Auth::Jwt(transport::JwtCredentials {
-            jwt: jwt.expose().to_string(),
-            seed: seed.expose().to_string(),
-        }),
-        Some(Credential::ClientCert { cert, key }) => {
-            client_cert = Some(pem_or_path(cert.expose()));
-            client_key = Some(pem_or_path(key.expose()));
-            transport::Auth::None
-        }
-        Some(Credential::Token(token)) => transport::Auth::Token(token.expose().to_string()),
-        Some(Credential::CredsFile(creds)) => {
-            transport::Auth::Credentials(pem_or_path(creds.expose()))
-        }
-        Some(Credential::Nkey(seed)) => transport::Auth::Nkey(seed.expose().to_string()),
-        Some(Credential::UserPassword { user, password }) => {
-            transport::Auth::UserPassword((user.to_string(), password.expose().to_string()))
-        }
-    };
-    let ca = metadata.tls_ca.as_deref().map(pem_or_path);
-    transport::ConnectOptions {
-        servers: metadata.servers.clone(),
-        name: metadata.name.clone(),
+    let ConnectPlan {
+        servers,
+        name,
         auth,
-        tls: transport::TlsOptions {
-            required: client_cert.is_some() || ca.is_some(),
-            client_cert,
-            client_key,
-            ca,
+        tls:
+            Tls {
+                required,
+                client_cert,
+                client_key,
+                ca,
+            },
+        api_prefix,
+        request_timeout_ms,
+    } = connect::plan_connect(metadata);
+    let exposed = |secret: &Secret| secret.expose().to_string();
+    transport::ConnectOptions {
+        servers: servers.to_vec(),
+        name: name.to_string(),
+        auth: match auth {
+            Auth::None => transport::Auth::None,
+            Auth::Token(token) => transport::Auth::Token(exposed(token)),
+            Auth::UserPassword { user, password } => {
+                transport::Auth::UserPassword((user.to_string(), exposed(password)))
+            }
+            Auth::Jwt { jwt, seed } => transport::Auth::Jwt(transport::JwtCredentials {
+                jwt: exposed(jwt),
+                seed: exposed(seed),
+            }),
+            Auth::Nkey(seed) => transport::Auth::Nkey(exposed(seed)),
+            Auth::Credentials(creds) => transport::Auth::Credentials(secret_source(creds)),
         },
-        api_prefix: metadata.api_prefix(),
-        request_timeout_ms: REQUEST_TIMEOUT_MS,
+        tls: transport::TlsOptions {
+            required,
+            client_cert: client_cert.map(secret_source),
+            client_key: client_key.map(secret_source),
+            ca: ca.map(secret_source),
+        },
+        api_prefix,
+        request_timeout_ms,
+    }
+}
+
+fn secret_source(source: SecretSource<'_>) -> transport::SecretSource {
+    match source {
+        SecretSource::Inline(content) => transport::SecretSource::Inline(content.to_string()),
+        SecretSource::File(path) => transport::SecretSource::File(path.to_string()),
     }
 }
 

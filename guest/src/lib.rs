@@ -13,6 +13,7 @@ pub mod block_cache;
 // and the export symbols (`dapr:jetstream/pubsub@0.1.0#...`) cannot be linked.
 #[cfg(target_family = "wasm")]
 pub mod component;
+pub mod connect;
 pub mod consumer;
 pub mod disposition;
 pub mod failure;
