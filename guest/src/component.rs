@@ -6,12 +6,14 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::binding::{self, ExistingConsumer};
+use crate::attach::{self, ConsumerApi, Target};
+use crate::binding::ExistingConsumer;
 use crate::connect::{self, Auth, ConnectPlan, SecretSource, Tls};
 use crate::consumer::{ConsumerPlan, plan_consumer};
 use crate::disposition::{Answer, Outcome, Redelivery};
 use crate::failure::{self, ApiError, PubSubError, TransportFailure};
 use crate::metadata::{self, AckPolicy, Concurrency, DeliverPolicy, Metadata, Secret};
+use crate::watch::{self, Checked, IdlePumps};
 use crate::{message, publish};
 
 wit_bindgen::generate!({
@@ -53,13 +55,10 @@ struct Subscribed {
     redelivery: Redelivery,
     subscription: transport::Subscription,
     consumer: transport::ConsumerInfo,
-    /// Pumps in a row that found nothing: every `IDLE_PUMPS_PER_CHECK` the consumer is
-    /// looked up, so one deleted under the subscription is noticed and recreated.
-    idle_pumps: u32,
+    /// Pumps in a row that found nothing: now and then the consumer is looked up, so one
+    /// deleted under the subscription is noticed and recreated.
+    idle_pumps: IdlePumps,
 }
-
-/// Empty pumps (about a second each) between two checks that the consumer still exists.
-const IDLE_PUMPS_PER_CHECK: u32 = 5;
 
 thread_local! {
     static PHASE: RefCell<Phase> = const { RefCell::new(Phase::Uninitialized) };
@@ -192,22 +191,29 @@ impl Guest for Component {
                         )));
                     }
                     Err(err) => {
-                        return Err(api_error(
-                            ready,
-                            &format!("looking up the stream for {topic}"),
-                            err,
-                        ));
+                        let what = format!("looking up the stream for {topic}");
+                        let api_prefix = || ready.metadata.api_prefix();
+                        return Err(failure::api_error(&what, &err.into(), api_prefix).into());
                     }
                 },
             };
             let plan = plan_consumer(&ready.metadata, &topic);
+            let consumers = Consumers {
+                connection: &ready.connection,
+                metadata: &ready.metadata,
+            };
+            let target = Target {
+                stream: &stream,
+                topic: &topic,
+                plan: &plan,
+            };
             let resumed = match &request.resume_consumer {
-                Some(name) => resume(ready, &stream, &topic, &plan, name)?,
+                Some(name) => attach::resume(&consumers, &target, name)?,
                 None => None,
             };
             let (consumer, subscription) = match resumed {
                 Some(resumed) => resumed,
-                None => listen(ready, &stream, &topic, &plan)?,
+                None => attach::listen(&consumers, &target)?,
             };
             if let Some(interval) = keep_alive_interval(&plan) {
                 subscription.keep_alive(interval);
@@ -223,7 +229,7 @@ impl Guest for Component {
                     redelivery: Redelivery::from_metadata(&ready.metadata),
                     subscription,
                     consumer,
-                    idle_pumps: 0,
+                    idle_pumps: IdlePumps::default(),
                 },
             );
             Ok(id)
@@ -231,7 +237,11 @@ impl Guest for Component {
     }
 
     fn consumer(subscription: u64) -> Result<transport::ConsumerInfo, Error> {
-        with_ready(|ready| Ok(subscribed(ready, subscription)?.consumer.clone()))
+        with_ready(|ready| {
+            Ok(subscribed(&mut ready.subscriptions, subscription)?
+                .consumer
+                .clone())
+        })
     }
 
     fn pump(subscription: u64, max_messages: u32, wait_ms: u32) -> Result<u32, Error> {
@@ -242,7 +252,7 @@ impl Guest for Component {
                 n if n > 0 => u32::try_from(n).unwrap_or(u32::MAX),
                 _ => DEFAULT_MAX_ACK_PENDING,
             };
-            let subscribed = subscribed(ready, subscription)?;
+            let subscribed = subscribed(&mut ready.subscriptions, subscription)?;
             let max = match concurrency {
                 Concurrency::Single => max_messages,
                 Concurrency::Parallel => max_messages.min(in_flight_limit),
@@ -254,8 +264,8 @@ impl Guest for Component {
             if batch.is_empty() {
                 return watch_consumer(ready, subscription).map(|()| 0);
             }
-            let subscribed = self::subscribed(ready, subscription)?;
-            subscribed.idle_pumps = 0;
+            let subscribed = self::subscribed(&mut ready.subscriptions, subscription)?;
+            subscribed.idle_pumps.reset();
             let count = batch.len() as u32;
             // Subjects and headers move into the messages, with the answer to each status
             // decided here; the payloads stay with the host, which answers each message
@@ -308,256 +318,105 @@ impl Guest for Component {
     }
 }
 
-fn subscribed(ready: &mut Ready, id: u64) -> Result<&mut Subscribed, Error> {
-    ready
-        .subscriptions
+fn subscribed(
+    subscriptions: &mut BTreeMap<u64, Subscribed>,
+    id: u64,
+) -> Result<&mut Subscribed, Error> {
+    subscriptions
         .get_mut(&id)
         .ok_or_else(|| Error::Terminal(format!("no subscription with id {id}")))
 }
 
-/// How a subscription came by its consumer.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Bound {
-    /// This instance created it (or believes so: see [`listen`]).
-    Created,
-    /// It existed and this instance joined it.
-    Joined,
+/// The connection's consumer calls, for [`attach`] and [`watch`]; the metadata names the
+/// API prefix in errors.
+struct Consumers<'a> {
+    connection: &'a Connection,
+    metadata: &'a Metadata,
 }
 
-/// Binds to or creates the consumer the plan describes, and listens on its deliver subject.
-///
-/// Why the read-back: two replicas of a durable starting together both find no consumer and
-/// both create it, each with a fresh inbox. JetStream 2.9 lets the later create move the
-/// deliver subject while nobody listens on the earlier one, which would leave the earlier
-/// replica listening where nothing is sent. So the creator of a durable reads it back once it
-/// listens (after that, a move is refused with "consumer name already in use") and, if the
-/// deliver subject moved, joins the consumer where it now is, under the binding rules.
-/// Binds to the consumer a failed instance was using (`resume-consumer`), so its
-/// position is kept; none when that consumer is gone. The previous instance's listener
-/// died with it, so the consumer is taken as unbound.
-fn resume(
-    ready: &Ready,
-    stream: &str,
-    topic: &str,
-    plan: &ConsumerPlan,
-    name: &str,
-) -> Result<Option<(transport::ConsumerInfo, transport::Subscription)>, Error> {
-    let Some(existing) = consumer_info(ready, stream, name)? else {
-        return Ok(None);
-    };
-    let unbound = ExistingConsumer {
-        push_bound: false,
-        ..existing_consumer(&existing)
-    };
-    let deliver_subject = binding::check(&unbound, topic, plan.deliver_group.as_deref())
-        .map_err(|err| Error::Terminal(err.to_string()))?;
-    let subscription = listen_on(ready, topic, &deliver_subject, plan)?;
-    Ok(Some((existing, subscription)))
+impl ConsumerApi for Consumers<'_> {
+    type Info = transport::ConsumerInfo;
+    type Listener = transport::Subscription;
+
+    fn consumer_info(
+        &self,
+        stream: &str,
+        name: &str,
+    ) -> Result<Option<transport::ConsumerInfo>, TransportFailure> {
+        Ok(self.connection.consumer_info(stream, name)?)
+    }
+
+    fn create_consumer(
+        &self,
+        stream: &str,
+        plan: &ConsumerPlan,
+        deliver_subject: Option<&str>,
+    ) -> Result<transport::ConsumerInfo, TransportFailure> {
+        let mut config = consumer_config(plan);
+        config.deliver_subject = deliver_subject.map(str::to_string);
+        Ok(self.connection.create_consumer(stream, &config)?)
+    }
+
+    fn listen(
+        &self,
+        deliver_subject: &str,
+        queue_group: Option<&str>,
+    ) -> Result<transport::Subscription, TransportFailure> {
+        Ok(self.connection.subscribe(deliver_subject, queue_group)?)
+    }
+
+    fn unsubscribe(&self, listener: &transport::Subscription) -> Result<(), TransportFailure> {
+        Ok(listener.unsubscribe()?)
+    }
+
+    fn existing(info: &transport::ConsumerInfo) -> ExistingConsumer {
+        ExistingConsumer {
+            name: info.name.clone(),
+            filter_subject: info.config.filter_subject.clone(),
+            deliver_subject: info.config.deliver_subject.clone(),
+            deliver_group: info.config.deliver_group.clone(),
+            push_bound: info.push_bound,
+        }
+    }
+
+    fn api_prefix(&self) -> String {
+        self.metadata.api_prefix()
+    }
 }
 
-/// Called after an empty pump: now and then, checks that the consumer still exists, and
-/// recreates it from the plan on the same deliver subject when it was deleted (the
-/// listener keeps listening there). A deleted stream ends the subscription with a
-/// terminal error instead of leaving it silent.
+/// Called after an empty pump: now and then, checks that the consumer still exists
+/// ([`watch::check_consumer`]), and logs what was done about it.
 fn watch_consumer(ready: &mut Ready, id: u64) -> Result<(), Error> {
-    let subscribed = subscribed(ready, id)?;
-    subscribed.idle_pumps += 1;
-    if subscribed.idle_pumps % IDLE_PUMPS_PER_CHECK != 0 {
+    let Ready {
+        metadata,
+        connection,
+        subscriptions,
+        ..
+    } = ready;
+    let subscribed = subscribed(subscriptions, id)?;
+    if !subscribed.idle_pumps.empty() {
         return Ok(());
     }
-    let (stream, name, topic) = (
-        subscribed.stream.clone(),
-        subscribed.consumer.name.clone(),
-        subscribed.topic.clone(),
-    );
-    let mut config = consumer_config(&subscribed.plan);
-    config.deliver_subject = subscribed.consumer.config.deliver_subject.clone();
-    let gone = || {
-        Error::Terminal(format!(
-            "stream {stream:?} no longer exists: the subscription to {topic} ended"
-        ))
+    let consumers = Consumers {
+        connection,
+        metadata,
     };
-    match ready.connection.consumer_info(&stream, &name) {
-        Ok(None) => {}
-        Err(TransportError::Jetstream(api)) if api.code == failure::STREAM_NOT_FOUND => {
-            return Err(gone());
+    let checked = watch::check_consumer(
+        &consumers,
+        &subscribed.stream,
+        &subscribed.topic,
+        &subscribed.plan,
+        &subscribed.consumer,
+    )?;
+    match checked {
+        Checked::Unchanged => {}
+        Checked::Recreated { consumer, warning } => {
+            log(Level::Warn, &warning);
+            subscribed.consumer = consumer;
         }
-        // Present, or the server is unreachable for now: look again later.
-        Ok(Some(_)) | Err(_) => return Ok(()),
+        Checked::NotRecreated { warning } => log(Level::Warn, &warning),
     }
-    match ready.connection.create_consumer(&stream, &config) {
-        Ok(info) => {
-            log(
-                Level::Warn,
-                &format!(
-                    "consumer {name:?} of stream {stream:?} was deleted; recreated it for {topic} as {:?}",
-                    info.name
-                ),
-            );
-            self::subscribed(ready, id)?.consumer = info;
-            Ok(())
-        }
-        Err(TransportError::Jetstream(api)) if api.code == failure::STREAM_NOT_FOUND => Err(gone()),
-        Err(err) => {
-            log(
-                Level::Warn,
-                &format!(
-                    "consumer {name:?} of stream {stream:?} was deleted; recreating it failed: {}",
-                    TransportFailure::from(err)
-                ),
-            );
-            Ok(())
-        }
-    }
-}
-
-fn listen(
-    ready: &Ready,
-    stream: &str,
-    topic: &str,
-    plan: &ConsumerPlan,
-) -> Result<(transport::ConsumerInfo, transport::Subscription), Error> {
-    let (consumer, deliver_subject, bound) = bind_or_create(ready, stream, topic, plan)?;
-    let subscription = listen_on(ready, topic, &deliver_subject, plan)?;
-    let (Bound::Created, Some(durable)) = (bound, &plan.durable_name) else {
-        return Ok((consumer, subscription));
-    };
-    match consumer_info(ready, stream, durable)? {
-        Some(mut current)
-            if current.config.deliver_subject.as_deref() != Some(deliver_subject.as_str()) =>
-        {
-            let _ = subscription.unsubscribe();
-            // The replica that moved it listens there next. Without a queue group only one
-            // subscriber may: count it as bound now, so exactly one of the two wins.
-            if plan.deliver_group.is_none() {
-                current.push_bound = true;
-            }
-            let (consumer, deliver_subject) = join(ready, stream, topic, plan, &current)?;
-            let subscription = listen_on(ready, topic, &deliver_subject, plan)?;
-            Ok((consumer, subscription))
-        }
-        _ => Ok((consumer, subscription)),
-    }
-}
-
-/// Finds the durable to join, or creates the consumer the plan describes. A create that
-/// loses a race to another replica (the durable appeared since we looked) joins the winner.
-fn bind_or_create(
-    ready: &Ready,
-    stream: &str,
-    topic: &str,
-    plan: &ConsumerPlan,
-) -> Result<(transport::ConsumerInfo, String, Bound), Error> {
-    let Some(durable) = &plan.durable_name else {
-        let (info, deliver_subject) = create(ready, stream, topic, plan)?;
-        return Ok((info, deliver_subject, Bound::Created));
-    };
-    if let Some(existing) = consumer_info(ready, stream, durable)? {
-        let (info, deliver_subject) = join(ready, stream, topic, plan, &existing)?;
-        return Ok((info, deliver_subject, Bound::Joined));
-    }
-    match create(ready, stream, topic, plan) {
-        Ok((info, deliver_subject)) => Ok((info, deliver_subject, Bound::Created)),
-        Err(err) => match consumer_info(ready, stream, durable) {
-            Ok(Some(existing)) => {
-                let (info, deliver_subject) = join(ready, stream, topic, plan, &existing)?;
-                Ok((info, deliver_subject, Bound::Joined))
-            }
-            _ => Err(err),
-        },
-    }
-}
-
-/// Joins an existing durable: the binding rules first (reference §5.4), then the plan is
-/// sent with the durable's deliver subject, so the server updates it in place where it can
-/// and its other subscribers keep listening where they do.
-fn join(
-    ready: &Ready,
-    stream: &str,
-    topic: &str,
-    plan: &ConsumerPlan,
-    existing: &transport::ConsumerInfo,
-) -> Result<(transport::ConsumerInfo, String), Error> {
-    let durable = &existing.name;
-    let deliver_subject = binding::check(
-        &existing_consumer(existing),
-        topic,
-        plan.deliver_group.as_deref(),
-    )
-    .map_err(|err| Error::Terminal(err.to_string()))?;
-    let mut config = consumer_config(plan);
-    config.deliver_subject = Some(deliver_subject.clone());
-    let info = ready
-        .connection
-        .create_consumer(stream, &config)
-        .map_err(|err| match err {
-            TransportError::Jetstream(api) => Error::Terminal(format!(
-                "consumer name already in use: creating consumer {durable:?} on stream {stream:?}: {}",
-                api.description
-            )),
-            other => api_error(ready, "updating the consumer", other),
-        })?;
-    Ok((info, deliver_subject))
-}
-
-/// Creates the consumer the plan describes, on a fresh inbox the host picks.
-fn create(
-    ready: &Ready,
-    stream: &str,
-    topic: &str,
-    plan: &ConsumerPlan,
-) -> Result<(transport::ConsumerInfo, String), Error> {
-    let info = ready
-        .connection
-        .create_consumer(stream, &consumer_config(plan))
-        .map_err(|err| {
-            api_error(
-                ready,
-                &format!("creating a consumer on stream {stream:?} for {topic}"),
-                err,
-            )
-        })?;
-    let deliver_subject = info.config.deliver_subject.clone().ok_or_else(|| {
-        Error::Terminal(format!(
-            "the server created consumer {:?} without a deliver subject",
-            info.name
-        ))
-    })?;
-    Ok((info, deliver_subject))
-}
-
-fn consumer_info(
-    ready: &Ready,
-    stream: &str,
-    durable: &str,
-) -> Result<Option<transport::ConsumerInfo>, Error> {
-    ready
-        .connection
-        .consumer_info(stream, durable)
-        .map_err(|err| {
-            api_error(
-                ready,
-                &format!("consumer info of {durable:?} on stream {stream:?}"),
-                err,
-            )
-        })
-}
-
-fn listen_on(
-    ready: &Ready,
-    topic: &str,
-    deliver_subject: &str,
-    plan: &ConsumerPlan,
-) -> Result<transport::Subscription, Error> {
-    ready
-        .connection
-        .subscribe(deliver_subject, plan.deliver_group.as_deref())
-        .map_err(|err| call_error(&format!("subscribing to {topic}"), err))
-}
-
-/// A failed JetStream API request, naming the API prefix when nothing answered.
-fn api_error(ready: &Ready, what: &str, err: TransportError) -> Error {
-    failure::api_error(what, &err.into(), || ready.metadata.api_prefix()).into()
+    Ok(())
 }
 
 /// Half the ack wait the server applies (JetStream: the first backoff step when there is a
@@ -577,16 +436,6 @@ fn keep_alive_interval(plan: &ConsumerPlan) -> Option<u32> {
             .unwrap_or(u32::MAX)
             .max(1),
     )
-}
-
-fn existing_consumer(info: &transport::ConsumerInfo) -> ExistingConsumer {
-    ExistingConsumer {
-        name: info.name.clone(),
-        filter_subject: info.config.filter_subject.clone(),
-        deliver_subject: info.config.deliver_subject.clone(),
-        deliver_group: info.config.deliver_group.clone(),
-        push_bound: info.push_bound,
-    }
 }
 
 fn outbound(

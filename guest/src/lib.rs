@@ -7,6 +7,7 @@
 //! plain Rust, tested natively. [`component`] is the thin wit-bindgen adapter that wires
 //! them to the host's transport.
 
+pub mod attach;
 pub mod binding;
 pub mod block_cache;
 // The adapter exists only in the component: natively there is no host to import from,
@@ -22,6 +23,7 @@ pub mod fault;
 pub mod message;
 pub mod metadata;
 pub mod publish;
+pub mod watch;
 
 /// The component's allocator: wasi-libc's, behind a cache of small freed blocks
 /// ([`block_cache`]). Only where the component runs: one thread, no atomics.
