@@ -27,9 +27,6 @@ use dapr::jetstream::transport::{self, Connection, PendingAck, TransportError};
 use dapr::jetstream::types::{BulkPublishRequest, Error, PublishRequest, SubscribeRequest};
 use exports::dapr::jetstream::pubsub::{BulkSent, Guest};
 
-/// JetStream's `max_ack_pending` when the consumer does not set one.
-const DEFAULT_MAX_ACK_PENDING: u32 = 1_000;
-
 /// Where the component is in its life.
 enum Phase {
     /// `init` has not succeeded yet.
@@ -169,7 +166,7 @@ impl Guest for Component {
                     // The host sent nothing: every entry that was to go out fails alike.
                     Err(refusal) => {
                         let err = publish_error(&topic, refusal);
-                        refused = refused_all(count, refused, &err);
+                        refused = publish::refuse_batch(count, refused, &err);
                         None
                     }
                 }
@@ -215,7 +212,7 @@ impl Guest for Component {
                 Some(resumed) => resumed,
                 None => attach::listen(&consumers, &target)?,
             };
-            if let Some(interval) = keep_alive_interval(&plan) {
+            if let Some(interval) = plan.keep_alive_interval_ms() {
                 subscription.keep_alive(interval);
             }
             let id = ready.next_id;
@@ -247,12 +244,8 @@ impl Guest for Component {
     fn pump(subscription: u64, max_messages: u32, wait_ms: u32) -> Result<u32, Error> {
         with_ready(|ready| {
             let concurrency = ready.metadata.concurrency;
-            // Parallel handlers in flight never exceed what the consumer lets be unacked.
-            let in_flight_limit = match ready.metadata.max_ack_pending {
-                n if n > 0 => u32::try_from(n).unwrap_or(u32::MAX),
-                _ => DEFAULT_MAX_ACK_PENDING,
-            };
             let subscribed = subscribed(&mut ready.subscriptions, subscription)?;
+            let in_flight_limit = subscribed.plan.in_flight_limit();
             let max = match concurrency {
                 Concurrency::Single => max_messages,
                 Concurrency::Parallel => max_messages.min(in_flight_limit),
@@ -417,25 +410,6 @@ fn watch_consumer(ready: &mut Ready, id: u64) -> Result<(), Error> {
         Checked::NotRecreated { warning } => log(Level::Warn, &warning),
     }
     Ok(())
-}
-
-/// Half the ack wait the server applies (JetStream: the first backoff step when there is a
-/// backoff, else `ackWait`, else 30 s): a delivery still unanswered then gets `+WPI`, so a
-/// long handler is not redelivered under its feet. None with ack policy `none`.
-fn keep_alive_interval(plan: &ConsumerPlan) -> Option<u32> {
-    if plan.ack_policy == AckPolicy::None {
-        return None;
-    }
-    let ack_wait = match (plan.backoff.first(), plan.ack_wait) {
-        (Some(first), _) => *first,
-        (None, wait) if !wait.is_zero() => wait,
-        _ => Duration::from_secs(30),
-    };
-    Some(
-        u32::try_from((ack_wait / 2).as_millis())
-            .unwrap_or(u32::MAX)
-            .max(1),
-    )
 }
 
 fn outbound(
@@ -626,19 +600,6 @@ fn consumer_config(plan: &ConsumerPlan) -> transport::ConsumerConfig {
         num_replicas: *num_replicas,
         memory_storage: *memory_storage,
     }
-}
-
-/// The refusals of a bulk publish of `count` entries whose batch the host refused: the
-/// entries refused already keep their own error, every other one gets `err`.
-fn refused_all(count: usize, refused: Vec<(u32, Error)>, err: &Error) -> Vec<(u32, Error)> {
-    let mut own = refused.into_iter().peekable();
-    (0u32..)
-        .take(count)
-        .map(|index| match own.next_if(|(at, _)| *at == index) {
-            Some(entry) => entry,
-            None => (index, err.clone()),
-        })
-        .collect()
 }
 
 fn connect_error(err: TransportError) -> Error {
