@@ -204,76 +204,93 @@ mod tests {
         assert!(!TransportFailure::Other("stream not found".into()).is_stream_not_found());
     }
 
-    #[test]
-    fn a_connect_fails_for_good_only_when_refused_denied_or_invalid() {
-        let classes: Vec<PubSubError> = each_kind().iter().map(connect_error).collect();
-        assert_eq!(
-            classes,
-            [
-                Retriable("connection closed".into()),
-                Retriable("timed out after 5s".into()),
-                Retriable("no responders".into()),
-                Retriable("stream not found (status 404, code 10059)".into()),
-                Terminal("authorization violation".into()),
-                Terminal("subject $JS.x is reserved".into()),
-                Terminal("bad subject".into()),
-                Retriable("broken pipe".into()),
-            ]
-        );
+    /// The class of an error: `T` terminal, `R` retriable, `M` invalid metadata.
+    fn class(err: &PubSubError) -> char {
+        match err {
+            Terminal(_) => 'T',
+            Retriable(_) => 'R',
+            PubSubError::InvalidMetadata(_) => 'M',
+        }
     }
 
     #[test]
-    fn a_publish_is_retriable_unless_the_request_is_at_fault_and_names_its_topic() {
-        let classes: Vec<PubSubError> = each_kind()
-            .iter()
-            .map(|err| publish_error("orders", err))
-            .collect();
-        assert_eq!(
-            classes,
-            [
-                Retriable("publish to orders: connection closed".into()),
-                Retriable("publish to orders: timed out after 5s".into()),
-                Retriable(
-                    "no stream matches subject orders, or its leader is being elected: \
-                     nothing stored the message"
-                        .into()
-                ),
-                Retriable("publish to orders: stream not found (status 404, code 10059)".into()),
-                Terminal("authorization violation".into()),
-                Terminal("subject $JS.x is reserved".into()),
-                Terminal("bad subject".into()),
-                Retriable("publish to orders: broken pipe".into()),
+    fn only_a_request_at_fault_fails_for_good_and_an_api_error_only_outside_connect_and_publish() {
+        // Per kind of failure, in the order of `each_kind`: its class for a connect, a
+        // publish and any other call.
+        let expected = [
+            "RRR", // connection
+            "RRR", // timed out
+            "RRR", // no responders
+            "RRT", // jetstream
+            "TTT", // denied
+            "TTT", // refused
+            "TTT", // invalid
+            "RRR", // other
+        ];
+        for (err, classes) in each_kind().iter().zip(expected) {
+            let got: String = [
+                connect_error(err),
+                publish_error("orders", err),
+                call_error("receiving on orders", err),
             ]
-        );
-        // A host text that names the publish already is not prefixed twice.
-        assert_eq!(
-            publish_error(
-                "orders",
-                &TransportFailure::TimedOut("publish to orders: no PubAck in 5s".into())
+            .iter()
+            .map(class)
+            .collect();
+            assert_eq!(got, classes, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn each_error_says_the_host_text_once_and_names_what_failed() {
+        let closed = TransportFailure::Connection("connection closed".into());
+        let refused = TransportFailure::Refused("subject $JS.x is reserved".into());
+        let cases = [
+            // A connect has nothing to name but the host's words.
+            (connect_error(&closed), "connection closed"),
+            (connect_error(&refused), "subject $JS.x is reserved"),
+            // A publish names its topic, unless the request itself is at fault.
+            (
+                publish_error("orders", &closed),
+                "publish to orders: connection closed",
             ),
-            Retriable("publish to orders: no PubAck in 5s".into())
-        );
-    }
-
-    #[test]
-    fn another_call_is_terminal_when_refused_or_answered_with_an_api_error() {
-        let classes: Vec<PubSubError> = each_kind()
-            .iter()
-            .map(|err| call_error("receiving on orders", err))
-            .collect();
-        assert_eq!(
-            classes,
-            [
-                Retriable("receiving on orders: connection closed".into()),
-                Retriable("receiving on orders: timed out after 5s".into()),
-                Retriable("receiving on orders: no responders".into()),
-                Terminal("receiving on orders: stream not found (status 404, code 10059)".into()),
-                Terminal("receiving on orders: authorization violation".into()),
-                Terminal("receiving on orders: subject $JS.x is reserved".into()),
-                Terminal("receiving on orders: bad subject".into()),
-                Retriable("receiving on orders: broken pipe".into()),
-            ]
-        );
+            (
+                publish_error("orders", &jetstream(STREAM_NOT_FOUND)),
+                "publish to orders: stream not found (status 404, code 10059)",
+            ),
+            (
+                publish_error("orders", &refused),
+                "subject $JS.x is reserved",
+            ),
+            (
+                publish_error(
+                    "orders",
+                    &TransportFailure::NoResponders("no responders".into()),
+                ),
+                "no stream matches subject orders, or its leader is being elected: \
+                 nothing stored the message",
+            ),
+            // A host text that names the publish already is not prefixed twice.
+            (
+                publish_error(
+                    "orders",
+                    &TransportFailure::TimedOut("publish to orders: no PubAck in 5s".into()),
+                ),
+                "publish to orders: no PubAck in 5s",
+            ),
+            // Any other call names what it was doing, whatever the class.
+            (
+                call_error("receiving on orders", &closed),
+                "receiving on orders: connection closed",
+            ),
+            (
+                call_error("receiving on orders", &refused),
+                "receiving on orders: subject $JS.x is reserved",
+            ),
+        ];
+        for (err, text) in cases {
+            let (Terminal(got) | Retriable(got) | PubSubError::InvalidMetadata(got)) = &err;
+            assert_eq!(got, text);
+        }
     }
 
     #[test]

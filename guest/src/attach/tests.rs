@@ -56,6 +56,13 @@ fn no_jetstream(what: &str) -> PubSubError {
     ))
 }
 
+/// The subscription listens on `subject`, and its consumer pushes there.
+fn assert_listens_where_it_pushes(attached: &(ExistingConsumer, String), subject: &str) {
+    let (consumer, listener) = attached;
+    assert_eq!(listener, subject);
+    assert_eq!(consumer.deliver_subject.as_deref(), Some(subject));
+}
+
 const ALREADY_BOUND: &str = "consumer is already bound to a subscription (consumer \"d\"; set queueGroupName for competing consumers)";
 
 #[test]
@@ -100,9 +107,8 @@ fn an_existing_durable_is_joined_and_updated_in_place_on_its_deliver_subject() {
     ] {
         let server = FakeServer::with([existing]);
         let plan = plan(pairs);
-        let (consumer, listener) = listen(&server, &target(&plan)).expect("joined");
-        assert_eq!(listener, "_INBOX.old");
-        assert_eq!(consumer.deliver_subject.as_deref(), Some("_INBOX.old"));
+        let attached = listen(&server, &target(&plan)).expect("joined");
+        assert_listens_where_it_pushes(&attached, "_INBOX.old");
         let group = plan
             .deliver_group
             .as_ref()
@@ -212,9 +218,8 @@ fn a_create_that_loses_the_race_joins_the_durable_the_other_replica_created() {
         jetstream(400, 10148, "consumer already exists"),
     );
     let plan = plan(&[("durableName", "d")]);
-    let (consumer, listener) = listen(&server, &target(&plan)).expect("joined");
-    assert_eq!(listener, "_INBOX.rival");
-    assert_eq!(consumer.deliver_subject.as_deref(), Some("_INBOX.rival"));
+    let attached = listen(&server, &target(&plan)).expect("joined");
+    assert_listens_where_it_pushes(&attached, "_INBOX.rival");
     assert_eq!(
         server.calls(),
         [
@@ -290,9 +295,8 @@ fn when_another_replica_moved_the_deliver_subject_of_a_queue_group_both_listen_t
         consumers.insert("d".into(), consumer("d", "_INBOX.rival", Some("q"), false));
     });
     let plan = plan(&[("durableName", "d"), ("queueGroupName", "q")]);
-    let (consumer, listener) = listen(&server, &target(&plan)).expect("joined where it moved");
-    assert_eq!(listener, "_INBOX.rival");
-    assert_eq!(consumer.deliver_subject.as_deref(), Some("_INBOX.rival"));
+    let attached = listen(&server, &target(&plan)).expect("joined where it moved");
+    assert_listens_where_it_pushes(&attached, "_INBOX.rival");
     assert_eq!(
         server.calls(),
         [
