@@ -1,36 +1,35 @@
 //! The wit-bindgen adapter: exports Dapr's PubSub contract by delegating to the pure
 //! modules, and executes their decisions through the host's transport. Generated types
-//! go no further than this file.
+//! go no further than this module and its [`convert`] child.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use crate::binding::{self, ExistingConsumer};
+use crate::attach::{self, ConsumerApi, Target};
+use crate::binding::ExistingConsumer;
 use crate::consumer::{ConsumerPlan, plan_consumer};
-use crate::disposition::{Answer, Outcome, Redelivery};
-use crate::metadata::{self, AckPolicy, Concurrency, DeliverPolicy, Metadata};
-use crate::{message, publish};
+use crate::disposition::Redelivery;
+use crate::failure::{self, TransportFailure};
+use crate::metadata::{self, Concurrency, Metadata};
+use crate::publish;
+use crate::watch::{self, Checked, IdlePumps};
+use convert::{
+    batch_entry, call_error, connect_error, connect_options, consumer_config, new_message,
+    outbound, publish_error,
+};
+
+mod convert;
 
 wit_bindgen::generate!({
     path: "../wit",
     world: "jetstream-pubsub",
 });
 
-use dapr::jetstream::app::{self, Answers, NewMessage};
+use dapr::jetstream::app::{self, NewMessage};
 use dapr::jetstream::log::{Level, log};
 use dapr::jetstream::transport::{self, Connection, PendingAck, TransportError};
 use dapr::jetstream::types::{BulkPublishRequest, Error, PublishRequest, SubscribeRequest};
 use exports::dapr::jetstream::pubsub::{BulkSent, Guest};
-
-/// JetStream's error code for a stream that does not exist.
-const STREAM_NOT_FOUND: u16 = 10059;
-
-/// JetStream's `max_ack_pending` when the consumer does not set one.
-const DEFAULT_MAX_ACK_PENDING: u32 = 1_000;
-
-/// Timeout for JetStream API requests and publish acknowledgements (the reference's 5 s).
-const REQUEST_TIMEOUT_MS: u32 = 5_000;
 
 /// Where the component is in its life.
 enum Phase {
@@ -57,13 +56,10 @@ struct Subscribed {
     redelivery: Redelivery,
     subscription: transport::Subscription,
     consumer: transport::ConsumerInfo,
-    /// Pumps in a row that found nothing: every `IDLE_PUMPS_PER_CHECK` the consumer is
-    /// looked up, so one deleted under the subscription is noticed and recreated.
-    idle_pumps: u32,
+    /// Pumps in a row that found nothing: now and then the consumer is looked up, so one
+    /// deleted under the subscription is noticed and recreated.
+    idle_pumps: IdlePumps,
 }
-
-/// Empty pumps (about a second each) between two checks that the consumer still exists.
-const IDLE_PUMPS_PER_CHECK: u32 = 5;
 
 thread_local! {
     static PHASE: RefCell<Phase> = const { RefCell::new(Phase::Uninitialized) };
@@ -89,8 +85,7 @@ impl Guest for Component {
         for warning in parsed.credentials().warnings() {
             log(Level::Warn, &warning);
         }
-        let connection =
-            Connection::connect(&connect_options(&parsed)).map_err(|err| connect_error(&err))?;
+        let connection = Connection::connect(&connect_options(&parsed)).map_err(connect_error)?;
         PHASE.with(|phase| {
             *phase.borrow_mut() = Phase::Ready(Box::new(Ready {
                 metadata: parsed,
@@ -130,7 +125,7 @@ impl Guest for Component {
             ready
                 .connection
                 .send(&message)
-                .map_err(|err| publish_error(&message.subject, &err))
+                .map_err(|err| publish_error(&message.subject, err))
         })
     }
 
@@ -139,7 +134,7 @@ impl Guest for Component {
         if topic.starts_with("fault.verdict") {
             panic!("fault injection: trap while judging a failed publish");
         }
-        publish_error(&topic, &failure)
+        publish_error(&topic, failure)
     }
 
     fn bulk_publish(request: BulkPublishRequest) -> Result<BulkSent, Error> {
@@ -174,8 +169,8 @@ impl Guest for Component {
                     Ok(sent) => Some(sent),
                     // The host sent nothing: every entry that was to go out fails alike.
                     Err(refusal) => {
-                        let err = publish_error(&topic, &refusal);
-                        refused = refused_all(count, refused, &err);
+                        let err = publish_error(&topic, refusal);
+                        refused = publish::refuse_batch(count, refused, &err);
                         None
                     }
                 }
@@ -197,24 +192,31 @@ impl Guest for Component {
                         )));
                     }
                     Err(err) => {
-                        return Err(api_error(
-                            ready,
-                            &format!("looking up the stream for {topic}"),
-                            &err,
-                        ));
+                        let what = format!("looking up the stream for {topic}");
+                        let api_prefix = || ready.metadata.api_prefix();
+                        return Err(failure::api_error(&what, &err.into(), api_prefix).into());
                     }
                 },
             };
             let plan = plan_consumer(&ready.metadata, &topic);
+            let consumers = Consumers {
+                connection: &ready.connection,
+                metadata: &ready.metadata,
+            };
+            let target = Target {
+                stream: &stream,
+                topic: &topic,
+                plan: &plan,
+            };
             let resumed = match &request.resume_consumer {
-                Some(name) => resume(ready, &stream, &topic, &plan, name)?,
+                Some(name) => attach::resume(&consumers, &target, name)?,
                 None => None,
             };
             let (consumer, subscription) = match resumed {
                 Some(resumed) => resumed,
-                None => listen(ready, &stream, &topic, &plan)?,
+                None => attach::listen(&consumers, &target)?,
             };
-            if let Some(interval) = keep_alive_interval(&plan) {
+            if let Some(interval) = plan.keep_alive_interval_ms() {
                 subscription.keep_alive(interval);
             }
             let id = ready.next_id;
@@ -228,7 +230,7 @@ impl Guest for Component {
                     redelivery: Redelivery::from_metadata(&ready.metadata),
                     subscription,
                     consumer,
-                    idle_pumps: 0,
+                    idle_pumps: IdlePumps::default(),
                 },
             );
             Ok(id)
@@ -236,18 +238,18 @@ impl Guest for Component {
     }
 
     fn consumer(subscription: u64) -> Result<transport::ConsumerInfo, Error> {
-        with_ready(|ready| Ok(subscribed(ready, subscription)?.consumer.clone()))
+        with_ready(|ready| {
+            Ok(subscribed(&mut ready.subscriptions, subscription)?
+                .consumer
+                .clone())
+        })
     }
 
     fn pump(subscription: u64, max_messages: u32, wait_ms: u32) -> Result<u32, Error> {
         with_ready(|ready| {
             let concurrency = ready.metadata.concurrency;
-            // Parallel handlers in flight never exceed what the consumer lets be unacked.
-            let in_flight_limit = match ready.metadata.max_ack_pending {
-                n if n > 0 => u32::try_from(n).unwrap_or(u32::MAX),
-                _ => DEFAULT_MAX_ACK_PENDING,
-            };
-            let subscribed = subscribed(ready, subscription)?;
+            let subscribed = subscribed(&mut ready.subscriptions, subscription)?;
+            let in_flight_limit = subscribed.plan.in_flight_limit();
             let max = match concurrency {
                 Concurrency::Single => max_messages,
                 Concurrency::Parallel => max_messages.min(in_flight_limit),
@@ -255,14 +257,12 @@ impl Guest for Component {
             let batch = subscribed
                 .subscription
                 .next_batch(max.max(1), wait_ms)
-                .map_err(|err| {
-                    transport_error(&format!("receiving on {}", subscribed.topic), &err)
-                })?;
+                .map_err(|err| call_error(&format!("receiving on {}", subscribed.topic), err))?;
             if batch.is_empty() {
                 return watch_consumer(ready, subscription).map(|()| 0);
             }
-            let subscribed = self::subscribed(ready, subscription)?;
-            subscribed.idle_pumps = 0;
+            let subscribed = self::subscribed(&mut ready.subscriptions, subscription)?;
+            subscribed.idle_pumps.reset();
             let count = batch.len() as u32;
             // Subjects and headers move into the messages, with the answer to each status
             // decided here; the payloads stay with the host, which answers each message
@@ -295,7 +295,7 @@ impl Guest for Component {
             subscribed
                 .subscription
                 .unsubscribe()
-                .map_err(|err| transport_error("unsubscribing", &err))
+                .map_err(|err| call_error("unsubscribing", err))
         })
     }
 
@@ -309,347 +309,105 @@ impl Guest for Component {
             ready
                 .connection
                 .flush()
-                .map_err(|err| transport_error("flushing on close", &err))?;
+                .map_err(|err| call_error("flushing on close", err))?;
         }
         Ok(())
     }
 }
 
-fn subscribed(ready: &mut Ready, id: u64) -> Result<&mut Subscribed, Error> {
-    ready
-        .subscriptions
+fn subscribed(
+    subscriptions: &mut BTreeMap<u64, Subscribed>,
+    id: u64,
+) -> Result<&mut Subscribed, Error> {
+    subscriptions
         .get_mut(&id)
         .ok_or_else(|| Error::Terminal(format!("no subscription with id {id}")))
 }
 
-/// How a subscription came by its consumer.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Bound {
-    /// This instance created it (or believes so: see [`listen`]).
-    Created,
-    /// It existed and this instance joined it.
-    Joined,
+/// The connection's consumer calls, for [`attach`] and [`watch`]; the metadata names the
+/// API prefix in errors.
+struct Consumers<'a> {
+    connection: &'a Connection,
+    metadata: &'a Metadata,
 }
 
-/// Binds to or creates the consumer the plan describes, and listens on its deliver subject.
-///
-/// Why the read-back: two replicas of a durable starting together both find no consumer and
-/// both create it, each with a fresh inbox. JetStream 2.9 lets the later create move the
-/// deliver subject while nobody listens on the earlier one, which would leave the earlier
-/// replica listening where nothing is sent. So the creator of a durable reads it back once it
-/// listens (after that, a move is refused with "consumer name already in use") and, if the
-/// deliver subject moved, joins the consumer where it now is, under the binding rules.
-/// Binds to the consumer a failed instance was using (`resume-consumer`), so its
-/// position is kept; none when that consumer is gone. The previous instance's listener
-/// died with it, so the consumer is taken as unbound.
-fn resume(
-    ready: &Ready,
-    stream: &str,
-    topic: &str,
-    plan: &ConsumerPlan,
-    name: &str,
-) -> Result<Option<(transport::ConsumerInfo, transport::Subscription)>, Error> {
-    let Some(existing) = consumer_info(ready, stream, name)? else {
-        return Ok(None);
-    };
-    let unbound = ExistingConsumer {
-        push_bound: false,
-        ..existing_consumer(&existing)
-    };
-    let deliver_subject = binding::check(&unbound, topic, plan.deliver_group.as_deref())
-        .map_err(|err| Error::Terminal(err.to_string()))?;
-    let subscription = listen_on(ready, topic, &deliver_subject, plan)?;
-    Ok(Some((existing, subscription)))
+impl ConsumerApi for Consumers<'_> {
+    type Info = transport::ConsumerInfo;
+    type Listener = transport::Subscription;
+
+    fn consumer_info(
+        &self,
+        stream: &str,
+        name: &str,
+    ) -> Result<Option<transport::ConsumerInfo>, TransportFailure> {
+        Ok(self.connection.consumer_info(stream, name)?)
+    }
+
+    fn create_consumer(
+        &self,
+        stream: &str,
+        plan: &ConsumerPlan,
+        deliver_subject: Option<&str>,
+    ) -> Result<transport::ConsumerInfo, TransportFailure> {
+        let mut config = consumer_config(plan);
+        config.deliver_subject = deliver_subject.map(str::to_string);
+        Ok(self.connection.create_consumer(stream, &config)?)
+    }
+
+    fn listen(
+        &self,
+        deliver_subject: &str,
+        queue_group: Option<&str>,
+    ) -> Result<transport::Subscription, TransportFailure> {
+        Ok(self.connection.subscribe(deliver_subject, queue_group)?)
+    }
+
+    fn unsubscribe(&self, listener: &transport::Subscription) -> Result<(), TransportFailure> {
+        Ok(listener.unsubscribe()?)
+    }
+
+    fn existing(info: &transport::ConsumerInfo) -> ExistingConsumer {
+        convert::existing_consumer(info)
+    }
+
+    fn api_prefix(&self) -> String {
+        self.metadata.api_prefix()
+    }
 }
 
-/// Called after an empty pump: now and then, checks that the consumer still exists, and
-/// recreates it from the plan on the same deliver subject when it was deleted (the
-/// listener keeps listening there). A deleted stream ends the subscription with a
-/// terminal error instead of leaving it silent.
+/// Called after an empty pump: now and then, checks that the consumer still exists
+/// ([`watch::check_consumer`]), and logs what was done about it.
 fn watch_consumer(ready: &mut Ready, id: u64) -> Result<(), Error> {
-    let subscribed = subscribed(ready, id)?;
-    subscribed.idle_pumps += 1;
-    if subscribed.idle_pumps % IDLE_PUMPS_PER_CHECK != 0 {
+    let Ready {
+        metadata,
+        connection,
+        subscriptions,
+        ..
+    } = ready;
+    let subscribed = subscribed(subscriptions, id)?;
+    if !subscribed.idle_pumps.empty() {
         return Ok(());
     }
-    let (stream, name, topic) = (
-        subscribed.stream.clone(),
-        subscribed.consumer.name.clone(),
-        subscribed.topic.clone(),
-    );
-    let mut config = consumer_config(&subscribed.plan);
-    config.deliver_subject = subscribed.consumer.config.deliver_subject.clone();
-    let gone = || {
-        Error::Terminal(format!(
-            "stream {stream:?} no longer exists: the subscription to {topic} ended"
-        ))
-    };
-    match ready.connection.consumer_info(&stream, &name) {
-        Ok(None) => {}
-        Err(TransportError::Jetstream(api)) if api.code == STREAM_NOT_FOUND => return Err(gone()),
-        // Present, or the server is unreachable for now: look again later.
-        Ok(Some(_)) | Err(_) => return Ok(()),
-    }
-    match ready.connection.create_consumer(&stream, &config) {
-        Ok(info) => {
-            log(
-                Level::Warn,
-                &format!(
-                    "consumer {name:?} of stream {stream:?} was deleted; recreated it for {topic} as {:?}",
-                    info.name
-                ),
-            );
-            self::subscribed(ready, id)?.consumer = info;
-            Ok(())
-        }
-        Err(TransportError::Jetstream(api)) if api.code == STREAM_NOT_FOUND => Err(gone()),
-        Err(err) => {
-            log(
-                Level::Warn,
-                &format!(
-                    "consumer {name:?} of stream {stream:?} was deleted; recreating it failed: {}",
-                    describe(&err)
-                ),
-            );
-            Ok(())
-        }
-    }
-}
-
-fn listen(
-    ready: &Ready,
-    stream: &str,
-    topic: &str,
-    plan: &ConsumerPlan,
-) -> Result<(transport::ConsumerInfo, transport::Subscription), Error> {
-    let (consumer, deliver_subject, bound) = bind_or_create(ready, stream, topic, plan)?;
-    let subscription = listen_on(ready, topic, &deliver_subject, plan)?;
-    let (Bound::Created, Some(durable)) = (bound, &plan.durable_name) else {
-        return Ok((consumer, subscription));
-    };
-    match consumer_info(ready, stream, durable)? {
-        Some(mut current)
-            if current.config.deliver_subject.as_deref() != Some(deliver_subject.as_str()) =>
-        {
-            let _ = subscription.unsubscribe();
-            // The replica that moved it listens there next. Without a queue group only one
-            // subscriber may: count it as bound now, so exactly one of the two wins.
-            if plan.deliver_group.is_none() {
-                current.push_bound = true;
-            }
-            let (consumer, deliver_subject) = join(ready, stream, topic, plan, &current)?;
-            let subscription = listen_on(ready, topic, &deliver_subject, plan)?;
-            Ok((consumer, subscription))
-        }
-        _ => Ok((consumer, subscription)),
-    }
-}
-
-/// Finds the durable to join, or creates the consumer the plan describes. A create that
-/// loses a race to another replica (the durable appeared since we looked) joins the winner.
-fn bind_or_create(
-    ready: &Ready,
-    stream: &str,
-    topic: &str,
-    plan: &ConsumerPlan,
-) -> Result<(transport::ConsumerInfo, String, Bound), Error> {
-    let Some(durable) = &plan.durable_name else {
-        let (info, deliver_subject) = create(ready, stream, topic, plan)?;
-        return Ok((info, deliver_subject, Bound::Created));
-    };
-    if let Some(existing) = consumer_info(ready, stream, durable)? {
-        let (info, deliver_subject) = join(ready, stream, topic, plan, &existing)?;
-        return Ok((info, deliver_subject, Bound::Joined));
-    }
-    match create(ready, stream, topic, plan) {
-        Ok((info, deliver_subject)) => Ok((info, deliver_subject, Bound::Created)),
-        Err(err) => match consumer_info(ready, stream, durable) {
-            Ok(Some(existing)) => {
-                let (info, deliver_subject) = join(ready, stream, topic, plan, &existing)?;
-                Ok((info, deliver_subject, Bound::Joined))
-            }
-            _ => Err(err),
-        },
-    }
-}
-
-/// Joins an existing durable: the binding rules first (reference §5.4), then the plan is
-/// sent with the durable's deliver subject, so the server updates it in place where it can
-/// and its other subscribers keep listening where they do.
-fn join(
-    ready: &Ready,
-    stream: &str,
-    topic: &str,
-    plan: &ConsumerPlan,
-    existing: &transport::ConsumerInfo,
-) -> Result<(transport::ConsumerInfo, String), Error> {
-    let durable = &existing.name;
-    let deliver_subject = binding::check(
-        &existing_consumer(existing),
-        topic,
-        plan.deliver_group.as_deref(),
-    )
-    .map_err(|err| Error::Terminal(err.to_string()))?;
-    let mut config = consumer_config(plan);
-    config.deliver_subject = Some(deliver_subject.clone());
-    let info = ready
-        .connection
-        .create_consumer(stream, &config)
-        .map_err(|err| match err {
-            TransportError::Jetstream(api) => Error::Terminal(format!(
-                "consumer name already in use: creating consumer {durable:?} on stream {stream:?}: {}",
-                api.description
-            )),
-            other => api_error(ready, "updating the consumer", &other),
-        })?;
-    Ok((info, deliver_subject))
-}
-
-/// Creates the consumer the plan describes, on a fresh inbox the host picks.
-fn create(
-    ready: &Ready,
-    stream: &str,
-    topic: &str,
-    plan: &ConsumerPlan,
-) -> Result<(transport::ConsumerInfo, String), Error> {
-    let info = ready
-        .connection
-        .create_consumer(stream, &consumer_config(plan))
-        .map_err(|err| {
-            api_error(
-                ready,
-                &format!("creating a consumer on stream {stream:?} for {topic}"),
-                &err,
-            )
-        })?;
-    let deliver_subject = info.config.deliver_subject.clone().ok_or_else(|| {
-        Error::Terminal(format!(
-            "the server created consumer {:?} without a deliver subject",
-            info.name
-        ))
-    })?;
-    Ok((info, deliver_subject))
-}
-
-fn consumer_info(
-    ready: &Ready,
-    stream: &str,
-    durable: &str,
-) -> Result<Option<transport::ConsumerInfo>, Error> {
-    ready
-        .connection
-        .consumer_info(stream, durable)
-        .map_err(|err| {
-            api_error(
-                ready,
-                &format!("consumer info of {durable:?} on stream {stream:?}"),
-                &err,
-            )
-        })
-}
-
-fn listen_on(
-    ready: &Ready,
-    topic: &str,
-    deliver_subject: &str,
-    plan: &ConsumerPlan,
-) -> Result<transport::Subscription, Error> {
-    ready
-        .connection
-        .subscribe(deliver_subject, plan.deliver_group.as_deref())
-        .map_err(|err| transport_error(&format!("subscribing to {topic}"), &err))
-}
-
-/// A failed JetStream API request. When nothing answered, the request went to an API
-/// prefix no JetStream serves: the error names it, since a wrong `domain` or `apiPrefix`
-/// is the usual cause.
-fn api_error(ready: &Ready, what: &str, err: &TransportError) -> Error {
-    match err {
-        TransportError::NoResponders(_) => Error::Retriable(format!(
-            "{what}: no JetStream answered on {} (check domain and apiPrefix, and that JetStream is enabled)",
-            ready.metadata.api_prefix()
-        )),
-        other => transport_error(what, other),
-    }
-}
-
-/// Half the ack wait the server applies (JetStream: the first backoff step when there is a
-/// backoff, else `ackWait`, else 30 s): a delivery still unanswered then gets `+WPI`, so a
-/// long handler is not redelivered under its feet. None with ack policy `none`.
-fn keep_alive_interval(plan: &ConsumerPlan) -> Option<u32> {
-    if plan.ack_policy == AckPolicy::None {
-        return None;
-    }
-    let ack_wait = match (plan.backoff.first(), plan.ack_wait) {
-        (Some(first), _) => *first,
-        (None, wait) if !wait.is_zero() => wait,
-        _ => Duration::from_secs(30),
-    };
-    Some(
-        u32::try_from((ack_wait / 2).as_millis())
-            .unwrap_or(u32::MAX)
-            .max(1),
-    )
-}
-
-fn existing_consumer(info: &transport::ConsumerInfo) -> ExistingConsumer {
-    ExistingConsumer {
-        name: info.name.clone(),
-        filter_subject: info.config.filter_subject.clone(),
-        deliver_subject: info.config.deliver_subject.clone(),
-        deliver_group: info.config.deliver_group.clone(),
-        push_bound: info.push_bound,
-    }
-}
-
-fn outbound(
-    topic: String,
-    data: Vec<u8>,
-    content_type: Option<&str>,
-    metadata: &[(String, String)],
-) -> Result<transport::OutboundMessage, Error> {
-    let transport::BatchEntry { headers, payload } = batch_entry(data, content_type, metadata)?;
-    Ok(transport::OutboundMessage {
-        subject: topic,
-        headers,
-        payload,
-    })
-}
-
-/// The headers and payload of a message to publish (the subject is the caller's).
-fn batch_entry(
-    data: Vec<u8>,
-    content_type: Option<&str>,
-    metadata: &[(String, String)],
-) -> Result<transport::BatchEntry, Error> {
-    let headers = publish::headers(&data, content_type, metadata)
-        .map_err(|err| Error::InvalidMetadata(err.to_string()))?;
-    Ok(transport::BatchEntry {
-        headers,
-        payload: data,
-    })
-}
-
-fn new_message(redelivery: &Redelivery, delivery: transport::Delivery) -> NewMessage {
-    let transport::Delivery {
-        token,
-        subject,
-        headers,
-        delivered,
-    } = delivery;
-    let (metadata, content_type) = message::metadata(subject, headers);
-    let answer = |outcome| redelivery.decide(outcome, delivered).map(ack_kind);
-    NewMessage {
-        delivery: token,
-        content_type,
+    let consumers = Consumers {
+        connection,
         metadata,
-        answers: Answers {
-            success: answer(Outcome::Success),
-            retry: answer(Outcome::Retry),
-            drop: answer(Outcome::Drop),
-            release: answer(Outcome::Release),
-        },
+    };
+    let checked = watch::check_consumer(
+        &consumers,
+        &subscribed.stream,
+        &subscribed.topic,
+        &subscribed.plan,
+        &subscribed.consumer,
+    )?;
+    match checked {
+        Checked::Unchanged => {}
+        Checked::Recreated { consumer, warning } => {
+            log(Level::Warn, &warning);
+            subscribed.consumer = consumer;
+        }
+        Checked::NotRecreated { warning } => log(Level::Warn, &warning),
     }
+    Ok(())
 }
 
 /// The fault-injection build reads each payload (the shipped component never does) and
@@ -670,197 +428,7 @@ fn hoard_pending_acks(connection: &Connection, message: &transport::OutboundMess
     loop {
         match connection.send(message) {
             Ok(pending) => std::mem::forget(pending),
-            Err(refusal) => return publish_error(&message.subject, &refusal),
+            Err(refusal) => return publish_error(&message.subject, refusal),
         }
-    }
-}
-
-fn ack_kind(answer: Answer) -> transport::AckKind {
-    match answer {
-        Answer::Ack => transport::AckKind::Ack,
-        Answer::Nak(delay) => transport::AckKind::Nak(delay.map(nanos)),
-        Answer::Term => transport::AckKind::Term,
-    }
-}
-
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// The connection the metadata describes. One credential is used, chosen in the reference's
-/// precedence (jwt/seedKey, else client certificate, else token, then our credsFile, nkey,
-/// user/password; see `metadata::credentials`). As in the reference, the client certificate is
-/// only presented when it is the chosen credential. TLS is required whenever a client
-/// certificate or a CA is configured, so such settings never fall back to plain text.
-fn connect_options(metadata: &Metadata) -> transport::ConnectOptions {
-    use crate::metadata::credentials::Credential;
-    // The component has no files: values with a PEM (or `.creds`) armour are content, anything
-    // else is a path the host reads.
-    let pem_or_path = |value: &str| {
-        if value.contains("-----BEGIN") {
-            transport::SecretSource::Inline(value.to_string())
-        } else {
-            transport::SecretSource::File(value.to_string())
-        }
-    };
-    let mut client_cert = None;
-    let mut client_key = None;
-    let auth = match metadata.credentials().chosen {
-        None => transport::Auth::None,
-        Some(Credential::Jwt { jwt, seed }) => transport::Auth::Jwt(transport::JwtCredentials {
-            jwt: jwt.expose().to_string(),
-            seed: seed.expose().to_string(),
-        }),
-        Some(Credential::ClientCert { cert, key }) => {
-            client_cert = Some(pem_or_path(cert.expose()));
-            client_key = Some(pem_or_path(key.expose()));
-            transport::Auth::None
-        }
-        Some(Credential::Token(token)) => transport::Auth::Token(token.expose().to_string()),
-        Some(Credential::CredsFile(creds)) => {
-            transport::Auth::Credentials(pem_or_path(creds.expose()))
-        }
-        Some(Credential::Nkey(seed)) => transport::Auth::Nkey(seed.expose().to_string()),
-        Some(Credential::UserPassword { user, password }) => {
-            transport::Auth::UserPassword((user.to_string(), password.expose().to_string()))
-        }
-    };
-    let ca = metadata.tls_ca.as_deref().map(pem_or_path);
-    transport::ConnectOptions {
-        servers: metadata.servers.clone(),
-        name: metadata.name.clone(),
-        auth,
-        tls: transport::TlsOptions {
-            required: client_cert.is_some() || ca.is_some(),
-            client_cert,
-            client_key,
-            ca,
-        },
-        api_prefix: metadata.api_prefix(),
-        request_timeout_ms: REQUEST_TIMEOUT_MS,
-    }
-}
-
-/// A consumer plan as the transport's consumer configuration.
-fn consumer_config(plan: &ConsumerPlan) -> transport::ConsumerConfig {
-    let ConsumerPlan {
-        durable_name,
-        deliver_group,
-        deliver_policy,
-        ack_policy,
-        ack_wait,
-        max_deliver,
-        backoff,
-        max_ack_pending,
-        filter_subject,
-        rate_limit_bps,
-        idle_heartbeat,
-        flow_control,
-        num_replicas,
-        memory_storage,
-    } = plan;
-    transport::ConsumerConfig {
-        durable_name: durable_name.clone(),
-        deliver_subject: None,
-        deliver_group: deliver_group.clone(),
-        deliver_policy: match *deliver_policy {
-            DeliverPolicy::All => transport::DeliverPolicy::All,
-            DeliverPolicy::Last => transport::DeliverPolicy::Last,
-            DeliverPolicy::New => transport::DeliverPolicy::New,
-            DeliverPolicy::ByStartSequence(sequence) => {
-                transport::DeliverPolicy::ByStartSequence(sequence)
-            }
-            DeliverPolicy::ByStartTime { unix_seconds } => transport::DeliverPolicy::ByStartTime(
-                i64::try_from(unix_seconds)
-                    .unwrap_or(i64::MAX)
-                    .saturating_mul(1_000_000_000),
-            ),
-        },
-        ack_policy: match ack_policy {
-            AckPolicy::Explicit => transport::AckPolicy::Explicit,
-            AckPolicy::All => transport::AckPolicy::All,
-            AckPolicy::None => transport::AckPolicy::None,
-        },
-        ack_wait_ns: nanos(*ack_wait),
-        max_deliver: *max_deliver,
-        backoff_ns: backoff.iter().copied().map(nanos).collect(),
-        max_ack_pending: *max_ack_pending,
-        filter_subject: filter_subject.clone(),
-        rate_limit_bps: *rate_limit_bps,
-        idle_heartbeat_ns: nanos(*idle_heartbeat),
-        flow_control: *flow_control,
-        num_replicas: *num_replicas,
-        memory_storage: *memory_storage,
-    }
-}
-
-fn connect_error(err: &TransportError) -> Error {
-    match err {
-        TransportError::Invalid(text)
-        | TransportError::Refused(text)
-        | TransportError::Denied(text) => Error::Terminal(text.clone()),
-        other => Error::Retriable(describe(other)),
-    }
-}
-
-/// The refusals of a bulk publish of `count` entries whose batch the host refused: the
-/// entries refused already keep their own error, every other one gets `err`.
-fn refused_all(count: usize, refused: Vec<(u32, Error)>, err: &Error) -> Vec<(u32, Error)> {
-    let mut own = refused.into_iter().peekable();
-    (0u32..)
-        .take(count)
-        .map(|index| match own.next_if(|(at, _)| *at == index) {
-            Some(entry) => entry,
-            None => (index, err.clone()),
-        })
-        .collect()
-}
-
-/// A publish failure: retriable unless the request itself is at fault (the reference
-/// classifies every broker error as retriable, components-contrib#4395).
-fn publish_error(topic: &str, err: &TransportError) -> Error {
-    match err {
-        // Also what a cluster answers while the stream's leader is being elected.
-        TransportError::NoResponders(_) => Error::Retriable(format!(
-            "no stream matches subject {topic}, or its leader is being elected: nothing stored the message"
-        )),
-        TransportError::Invalid(text)
-        | TransportError::Refused(text)
-        | TransportError::Denied(text) => Error::Terminal(text.clone()),
-        other => {
-            // The host's texts already name the publish; say it once.
-            let text = describe(other);
-            if text.starts_with("publish to ") {
-                Error::Retriable(text)
-            } else {
-                Error::Retriable(format!("publish to {topic}: {text}"))
-            }
-        }
-    }
-}
-
-fn transport_error(what: &str, err: &TransportError) -> Error {
-    match err {
-        TransportError::Invalid(_)
-        | TransportError::Refused(_)
-        | TransportError::Denied(_)
-        | TransportError::Jetstream(_) => Error::Terminal(format!("{what}: {}", describe(err))),
-        _ => Error::Retriable(format!("{what}: {}", describe(err))),
-    }
-}
-
-fn describe(err: &TransportError) -> String {
-    match err {
-        TransportError::Connection(text)
-        | TransportError::TimedOut(text)
-        | TransportError::NoResponders(text)
-        | TransportError::Denied(text)
-        | TransportError::Refused(text)
-        | TransportError::Invalid(text)
-        | TransportError::Other(text) => text.clone(),
-        TransportError::Jetstream(api) => format!(
-            "{} (status {}, code {})",
-            api.description, api.status, api.code
-        ),
     }
 }

@@ -45,6 +45,44 @@ pub struct ConsumerPlan {
     pub memory_storage: bool,
 }
 
+/// JetStream's `max_ack_pending` when the consumer does not set one.
+pub const DEFAULT_MAX_ACK_PENDING: u32 = 1_000;
+
+/// The ack wait JetStream applies when neither `backOff` nor `ackWait` is set.
+const SERVER_ACK_WAIT: Duration = Duration::from_secs(30);
+
+impl ConsumerPlan {
+    /// How many of the subscription's messages may be with the application at once: the
+    /// consumer's `max_ack_pending` ([`DEFAULT_MAX_ACK_PENDING`] when unset or negative).
+    /// Parallel handlers in flight never exceed what the consumer lets be unacked.
+    pub fn in_flight_limit(&self) -> u32 {
+        match self.max_ack_pending {
+            n if n > 0 => u32::try_from(n).unwrap_or(u32::MAX),
+            _ => DEFAULT_MAX_ACK_PENDING,
+        }
+    }
+
+    /// How often, in ms, an unanswered delivery gets `+WPI`: half the ack wait the server
+    /// applies (the first backoff step when there is a backoff, else `ackWait`, else 30 s),
+    /// at least 1 ms, so a long handler is not redelivered under its feet. None with ack
+    /// policy `none`, which has nothing to keep alive.
+    pub fn keep_alive_interval_ms(&self) -> Option<u32> {
+        if self.ack_policy == AckPolicy::None {
+            return None;
+        }
+        let ack_wait = match (self.backoff.first(), self.ack_wait) {
+            (Some(first), _) => *first,
+            (None, wait) if !wait.is_zero() => wait,
+            _ => SERVER_ACK_WAIT,
+        };
+        Some(
+            u32::try_from((ack_wait / 2).as_millis())
+                .unwrap_or(u32::MAX)
+                .max(1),
+        )
+    }
+}
+
 /// The consumer for a subscription to `topic` under `metadata`: field for field the reference's
 /// `ConsumerConfig` (reference §5.1). `ReplayPolicy` stays the server default (`instant`), as in
 /// the reference.
@@ -156,6 +194,49 @@ mod tests {
                 memory_storage: true,
             }
         );
+    }
+
+    #[test]
+    fn in_flight_handlers_are_bounded_by_max_ack_pending_or_its_server_default() {
+        let with = |max_ack_pending| ConsumerPlan {
+            max_ack_pending,
+            ..plan_consumer(&parse(&props(&[("natsURL", "nats://h")])).unwrap(), "t")
+        };
+        let limits: Vec<u32> = [0, -1, 1, 5_000, i64::MAX]
+            .into_iter()
+            .map(|n| with(n).in_flight_limit())
+            .collect();
+        assert_eq!(limits, [1_000, 1_000, 1, 5_000, u32::MAX]);
+    }
+
+    #[test]
+    fn keep_alive_is_half_the_ack_wait_the_server_applies() {
+        let ms = Duration::from_millis;
+        let with = |ack_policy, ack_wait, backoff: &[Duration]| ConsumerPlan {
+            ack_policy,
+            ack_wait,
+            backoff: backoff.to_vec(),
+            ..plan_consumer(&parse(&props(&[("natsURL", "nats://h")])).unwrap(), "t")
+        };
+        let cases = [
+            // The first backoff step wins over ackWait.
+            (
+                with(AckPolicy::Explicit, ms(10_000), &[ms(2_000), ms(8_000)]),
+                Some(1_000),
+            ),
+            (with(AckPolicy::All, ms(10_000), &[]), Some(5_000)),
+            (with(AckPolicy::Explicit, Duration::ZERO, &[]), Some(15_000)),
+            // Never below 1 ms, never past u32::MAX.
+            (with(AckPolicy::Explicit, ms(1), &[]), Some(1)),
+            (
+                with(AckPolicy::Explicit, ms(10_000_000_000), &[]),
+                Some(u32::MAX),
+            ),
+            (with(AckPolicy::None, ms(10_000), &[ms(2_000)]), None),
+        ];
+        for (plan, interval) in cases {
+            assert_eq!(plan.keep_alive_interval_ms(), interval, "{plan:?}");
+        }
     }
 
     #[test]

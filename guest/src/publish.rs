@@ -1,4 +1,5 @@
-//! Turning a publish request into the NATS message to send.
+//! Turning a publish request into the NATS message to send, and which entries of a bulk
+//! publish fail when its batch is refused.
 
 use std::fmt;
 
@@ -76,6 +77,20 @@ pub fn headers(
         headers.push((CONTENT_TYPE_HEADER.to_string(), content_type.to_string()));
     }
     Ok(headers)
+}
+
+/// The refusals of a bulk publish of `count` entries whose whole batch the host refused:
+/// the entries refused already (each with its own error, in entry order) keep it, every
+/// other entry gets `err`, so the caller learns the fate of each entry by its position.
+pub fn refuse_batch<E: Clone>(count: usize, refused: Vec<(u32, E)>, err: &E) -> Vec<(u32, E)> {
+    let mut own = refused.into_iter().peekable();
+    (0u32..)
+        .take(count)
+        .map(|index| match own.next_if(|(at, _)| *at == index) {
+            Some(entry) => entry,
+            None => (index, err.clone()),
+        })
+        .collect()
 }
 
 /// NATS header names are printable ASCII without `:` or spaces; values have no line breaks.
@@ -166,6 +181,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(headers, pairs(&[("Nats-Msg-Id", "explicit")]));
+    }
+
+    #[test]
+    fn a_refused_batch_fails_every_entry_and_keeps_the_errors_of_those_refused_already() {
+        let refused = vec![(1, "bad header"), (3, "bad header too")];
+        assert_eq!(
+            refuse_batch(5, refused, &"batch refused"),
+            [
+                (0, "batch refused"),
+                (1, "bad header"),
+                (2, "batch refused"),
+                (3, "bad header too"),
+                (4, "batch refused"),
+            ]
+        );
+        assert_eq!(
+            refuse_batch(2, vec![], &"batch refused"),
+            [(0, "batch refused"), (1, "batch refused")]
+        );
+        assert_eq!(refuse_batch(0, vec![], &"batch refused"), []);
     }
 
     #[test]
