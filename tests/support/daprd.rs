@@ -179,8 +179,8 @@ pub async fn channel(path: &Path) -> Channel {
 
 pub async fn client(path: &Path, instance: &str) -> Client {
     let header = InstanceHeader(instance.parse().expect("an ASCII instance name"));
+    // The default receive limit (4 MiB), as daprd's client keeps grpc-go's.
     PubSubClient::with_interceptor(channel(path).await, header)
-        .max_decoding_message_size(usize::MAX)
 }
 
 /// Init with `properties`, as daprd sends a Component YAML's metadata.
