@@ -29,8 +29,9 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use clap::Args;
+use jetstream_pubsub_host::bench_hooks::{self, Profiling};
 use jetstream_pubsub_host::nats_server::ServerOptions;
-use jetstream_pubsub_host::{EMBEDDED_COMPONENT, Metadata, Profiling, PubSub, Runtime};
+use jetstream_pubsub_host::{EMBEDDED_COMPONENT, Metadata, PubSub, Runtime};
 
 use super::{Failure, SandboxArgs};
 use report::Output;
@@ -198,13 +199,14 @@ async fn bench(args: &BenchArgs, url: &str, out: Output) -> Result<(), Failure> 
     };
     out.progress("compiling the component");
     let compile_started = Instant::now();
-    let runtime = Runtime::builder()
+    let builder = Runtime::builder()
         .policy(args.sandbox.policy(&nats_url(url))?)
-        .component_bytes(wasm.clone())
-        .profiling(Profiling {
-            valgrind: args.valgrind,
-            perf_map: args.perf_map,
-        })
+        .component_bytes(wasm.clone());
+    let profiling = Profiling {
+        valgrind: args.valgrind,
+        perf_map: args.perf_map,
+    };
+    let runtime = bench_hooks::profiling(builder, profiling)
         .build()
         .map_err(|err| Failure::Usage(err.to_string()))?;
     let first_compile = compile_started.elapsed();

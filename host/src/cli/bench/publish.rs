@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use jetstream_pubsub_host::BulkEntry;
+use jetstream_pubsub_host::bench_hooks::SyncEntry;
 
 use super::report::throughput_report;
 use super::rounds::{Topic, rate};
@@ -58,7 +59,7 @@ pub(super) async fn awaited(b: &Bench) -> Result<(), Failure> {
 /// a transport that never waits inside a call (docs/benchmarks.md).
 async fn entry_floor(b: &Bench, payload: &Bytes) -> Result<(), Failure> {
     let count = b.sizes.publish_awaited;
-    let synchronous = Mutex::new(b.runtime.bench_sync_entry()?);
+    let synchronous = Mutex::new(SyncEntry::new(&b.runtime)?);
     let raw_publish = |topic: Arc<Topic>| async move {
         b.raw_publish(&topic.subject, payload).await?;
         Ok(1)
@@ -105,7 +106,7 @@ async fn entry_floor(b: &Bench, payload: &Bytes) -> Result<(), Failure> {
 enum Entry {
     /// Through the runtime's instance, on a fiber, as every call of the component is.
     Fiber,
-    /// On the caller's stack ([`jetstream_pubsub_host::Runtime::bench_sync_entry`]).
+    /// On the caller's stack ([`SyncEntry`]).
     Synchronous,
 }
 

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::stream;
+use jetstream_pubsub_host::bench_hooks;
 use jetstream_pubsub_host::{AppStatus, Message, Runtime, Subscription};
 
 use super::machine::resident_bytes;
@@ -119,11 +120,11 @@ pub(super) async fn cost(
             b.rounds
         ));
         for _ in 0..b.sizes.instantiations.min(100) {
-            b.runtime.bench_instantiate().await?;
+            bench_hooks::instantiate(&b.runtime).await?;
         }
         let started = Instant::now();
         for _ in 0..b.sizes.instantiations {
-            b.runtime.bench_instantiate().await?;
+            bench_hooks::instantiate(&b.runtime).await?;
         }
         per_instance.push(started.elapsed().as_secs_f64() * 1e6 / b.sizes.instantiations as f64);
     }
@@ -140,7 +141,7 @@ pub(super) async fn cost(
         let started = Instant::now();
         let runtime = Runtime::builder().component_bytes(wasm.to_vec()).build()?;
         compiles.push(started.elapsed().as_secs_f64() * 1e3);
-        loads.push(runtime.bench_load_precompiled(wasm)?.as_secs_f64() * 1e3);
+        loads.push(bench_hooks::load_precompiled(&runtime, wasm)?.as_secs_f64() * 1e3);
     }
 
     let per_subscription =
