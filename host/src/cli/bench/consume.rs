@@ -11,11 +11,11 @@ use jetstream_pubsub_host::{AppStatus, Message, PubSub};
 use tokio::sync::Notify;
 
 use super::report::{median, ratio_line, throughput_lines, throughput_report, verdict};
-use super::rounds::{Side, rate};
+use super::rounds::{Side, Sides, Topic, rate};
 use super::{Bench, Failure, STALL};
 
 /// Counts handled messages and notes when the first and the `target`-th were handled.
-struct Counter {
+pub(super) struct Counter {
     target: usize,
     handled: AtomicUsize,
     first: OnceLock<Instant>,
@@ -24,7 +24,7 @@ struct Counter {
 }
 
 impl Counter {
-    fn new(target: usize) -> Arc<Self> {
+    pub(super) fn new(target: usize) -> Arc<Self> {
         Arc::new(Self {
             target,
             handled: AtomicUsize::new(0),
@@ -34,7 +34,7 @@ impl Counter {
         })
     }
 
-    fn hit(&self) {
+    pub(super) fn hit(&self) {
         let now = Instant::now();
         let n = self.handled.fetch_add(1, Ordering::Relaxed) + 1;
         if n == 1 {
@@ -47,7 +47,7 @@ impl Counter {
     }
 
     /// Waits for the target; fails when nothing moves for [`STALL`].
-    async fn wait(&self, what: &str) -> Result<(), Failure> {
+    pub(super) async fn wait(&self, what: &str) -> Result<(), Failure> {
         let mut seen = 0;
         loop {
             if tokio::time::timeout(STALL, self.done.notified())
@@ -71,7 +71,7 @@ impl Counter {
     }
 
     /// Messages per second between the first and the last handled message.
-    fn rate(&self) -> f64 {
+    pub(super) fn rate(&self) -> f64 {
         match (self.first.get(), self.last.get()) {
             (Some(first), Some(last)) => rate(self.target.saturating_sub(1), *last - *first),
             _ => 0.0,
@@ -84,6 +84,7 @@ pub(super) async fn single(b: &Bench) -> Result<(), Failure> {
     let count = b.sizes.consume;
     let samples = b
         .alternate(
+            Sides::RAW_AND_COMPONENT,
             "3 consume-single",
             || {
                 b.on_topic("s3", |topic| async move {
@@ -104,19 +105,7 @@ pub(super) async fn single(b: &Bench) -> Result<(), Failure> {
             || {
                 b.on_topic("s3", |topic| async move {
                     b.fill(&topic.subject, count).await?;
-                    let counter = Counter::new(count);
-                    let handler = {
-                        let counter = counter.clone();
-                        move |_message: Message| {
-                            counter.hit();
-                            async { AppStatus::Success }
-                        }
-                    };
-                    let subscription = b.publisher.subscribe(&topic.subject, handler).await?;
-                    let waited = counter.wait("component consume").await;
-                    subscription.stop().await?;
-                    waited?;
-                    Ok(counter.rate())
+                    component_single(b, &topic, count).await
                 })
             },
         )
@@ -131,6 +120,28 @@ pub(super) async fn single(b: &Bench) -> Result<(), Failure> {
         0.85,
     );
     Ok(())
+}
+
+/// Consumes the `count` messages `topic` holds through the component (`b.publisher`),
+/// single mode, no-op handler: messages per second, first to last delivery.
+pub(super) async fn component_single(
+    b: &Bench,
+    topic: &Topic,
+    count: usize,
+) -> Result<f64, Failure> {
+    let counter = Counter::new(count);
+    let handler = {
+        let counter = counter.clone();
+        move |_message: Message| {
+            counter.hit();
+            async { AppStatus::Success }
+        }
+    };
+    let subscription = b.publisher.subscribe(&topic.subject, handler).await?;
+    let waited = counter.wait("component consume").await;
+    subscription.stop().await?;
+    waited?;
+    Ok(counter.rate())
 }
 
 /// The 1 ms handler of scenario 4.
@@ -151,6 +162,7 @@ pub(super) async fn parallel(b: &Bench) -> Result<(), Failure> {
         let parallel = &parallel;
         let samples = b
             .alternate(
+                Sides::RAW_AND_COMPONENT,
                 &format!("4 consume-parallel maxAckPending {max_ack_pending}"),
                 || {
                     b.on_topic("s4", |topic| async move {

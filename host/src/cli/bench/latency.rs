@@ -8,7 +8,7 @@ use futures::StreamExt as _;
 use jetstream_pubsub_host::{AppStatus, Message};
 
 use super::report::{max, median, min, no_ratio_line, verdict};
-use super::rounds::Side;
+use super::rounds::{Side, Sides};
 use super::{Bench, Failure, PAYLOAD, STALL};
 
 /// Latency percentiles of one run, in microseconds.
@@ -102,6 +102,7 @@ pub(super) async fn end_to_end(b: &Bench) -> Result<(), Failure> {
     let base = Instant::now();
     let samples = b
         .alternate(
+            Sides::RAW_AND_COMPONENT,
             "5 latency",
             || {
                 b.on_topic("s5", |topic| async move {
@@ -168,7 +169,7 @@ pub(super) async fn end_to_end(b: &Bench) -> Result<(), Failure> {
         let p99s: Vec<f64> = runs.iter().map(|p| p.p99).collect();
         b.out.line(&format!(
             "   {:<10} p50 {:>7.0} us  p99 {:>7.0} us  p99.9 {:>7.0} us   p99 min {:.0} max {:.0}   ({} samples per run)",
-            side.name(),
+            samples.sides.name(side),
             pick(|p| p.p50),
             pick(|p| p.p99),
             pick(|p| p.p999),

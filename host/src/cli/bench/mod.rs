@@ -11,7 +11,9 @@
 //! This module holds the command line, the sizes and the order of the scenarios. How the
 //! two sides share a round is `rounds`, the raw side's async-nats calls `raw`; each family
 //! of scenarios has its module (`publish`: S1, S1f, S1s, S1c, S2; `consume`: S3, S4;
-//! `latency`: S5; `sandbox`: S6); `report` prints, `machine` reads what the machine is.
+//! `latency`: S5; `sandbox`: S6; `socket`: S7, the component through Dapr's pluggable
+//! socket against the component called directly); `report` prints, `machine` reads what
+//! the machine is.
 
 mod consume;
 mod latency;
@@ -21,6 +23,7 @@ mod raw;
 mod report;
 mod rounds;
 mod sandbox;
+mod socket;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -31,7 +34,7 @@ use async_nats::jetstream;
 use clap::Args;
 use jetstream_pubsub_host::bench_hooks::{self, Profiling};
 use jetstream_pubsub_host::nats_server::ServerOptions;
-use jetstream_pubsub_host::{EMBEDDED_COMPONENT, Metadata, PubSub, Runtime};
+use jetstream_pubsub_host::{EMBEDDED_COMPONENT, Metadata, PubSub, Runtime, SandboxPolicy};
 
 use super::{Failure, SandboxArgs};
 use report::Output;
@@ -103,6 +106,8 @@ struct Sizes {
     publish_awaited: usize,
     publish_pipelined: usize,
     consume: usize,
+    /// Messages per run of S7's consume (through the socket, one at a time).
+    socket_consume: usize,
     /// (maxAckPending, messages) for scenario 4.
     parallel: [(i64, usize); 3],
     latency: Duration,
@@ -121,6 +126,7 @@ impl Sizes {
             publish_awaited: n(20_000, 1_000),
             publish_pipelined: n(100_000, 5_000),
             consume: n(100_000, 10_000),
+            socket_consume: n(50_000, 5_000),
             parallel: [
                 (1, n(500, 40)),
                 (100, n(20_000, 1_000)),
@@ -141,6 +147,8 @@ struct Bench {
     client: async_nats::Client,
     js: jetstream::Context,
     runtime: Runtime,
+    /// The sandbox policy of `runtime`, for the server of S7.
+    policy: SandboxPolicy,
     /// The component instance every component-side publish goes through.
     publisher: PubSub,
     run_id: u64,
@@ -199,8 +207,9 @@ async fn bench(args: &BenchArgs, url: &str, out: Output) -> Result<(), Failure> 
     };
     out.progress("compiling the component");
     let compile_started = Instant::now();
+    let policy = args.sandbox.policy(&nats_url(url))?;
     let builder = Runtime::builder()
-        .policy(args.sandbox.policy(&nats_url(url))?)
+        .policy(policy.clone())
         .component_bytes(wasm.clone());
     let profiling = Profiling {
         valgrind: args.valgrind,
@@ -222,6 +231,7 @@ async fn bench(args: &BenchArgs, url: &str, out: Output) -> Result<(), Failure> 
         client,
         js,
         runtime,
+        policy,
         publisher,
         run_id,
         serial: AtomicUsize::new(0),
@@ -253,6 +263,9 @@ async fn bench(args: &BenchArgs, url: &str, out: Output) -> Result<(), Failure> 
     }
     if wanted(5) {
         latency::end_to_end(&bench).await?;
+    }
+    if wanted(7) {
+        socket::pluggable(&bench).await?;
     }
     if let Some(memory) = memory {
         sandbox::cost(&bench, &wasm, first_compile, memory).await?;

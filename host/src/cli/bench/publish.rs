@@ -9,7 +9,7 @@ use jetstream_pubsub_host::BulkEntry;
 use jetstream_pubsub_host::bench_hooks::SyncEntry;
 
 use super::report::throughput_report;
-use super::rounds::{Topic, rate};
+use super::rounds::{Sides, Topic, rate};
 use super::{BATCH, BATCHES_PER_TURN, Bench, CONCURRENT_CALLERS, Failure, PAYLOAD, TURN};
 
 /// S1, then its floors S1f and S1s, then S1c.
@@ -18,6 +18,7 @@ pub(super) async fn awaited(b: &Bench) -> Result<(), Failure> {
     let payload = Bytes::from(vec![b'x'; PAYLOAD]);
     let samples = b
         .in_turns(
+            Sides::RAW_AND_COMPONENT,
             "1 publish-awaited",
             "s1",
             (count, TURN),
@@ -69,6 +70,7 @@ async fn entry_floor(b: &Bench, payload: &Bytes) -> Result<(), Failure> {
         let names = entry.names();
         let samples = b
             .in_turns(
+                Sides::RAW_AND_COMPONENT,
                 names.label,
                 names.tag,
                 (count, TURN),
@@ -146,6 +148,7 @@ async fn concurrent(b: &Bench, payload: &Bytes) -> Result<(), Failure> {
     let count = per_caller * CONCURRENT_CALLERS;
     let samples = b
         .alternate(
+            Sides::RAW_AND_COMPONENT,
             "1 publish-concurrent",
             || {
                 b.on_topic("s1c", |topic| async move {
@@ -179,7 +182,7 @@ async fn concurrent(b: &Bench, payload: &Bytes) -> Result<(), Failure> {
 
 /// `CONCURRENT_CALLERS` callers at once, each publishing `per_caller` times and awaiting
 /// every PubAck before its next publish: messages per second over all of them.
-async fn callers_at_once<F, Fut>(per_caller: usize, publish: F) -> Result<f64, Failure>
+pub(super) async fn callers_at_once<F, Fut>(per_caller: usize, publish: F) -> Result<f64, Failure>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
@@ -204,6 +207,7 @@ pub(super) async fn pipelined(b: &Bench) -> Result<(), Failure> {
     let payload = Bytes::from(vec![b'x'; PAYLOAD]);
     let samples = b
         .in_turns(
+            Sides::RAW_AND_COMPONENT,
             "2 publish-pipelined",
             "s2",
             (batches, BATCHES_PER_TURN),

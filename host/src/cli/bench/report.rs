@@ -139,7 +139,7 @@ pub(super) fn throughput_lines(b: &Bench, samples: &Samples<f64>, unit: &str) {
         let m = median(values);
         b.out.line(&format!(
             "   {:<10} {:>10} {unit}   min {:>10}  max {:>10}  spread {:>5.1}%",
-            side.name(),
+            samples.sides.name(side),
             figure(m),
             figure(min(values)),
             figure(max(values)),
@@ -155,18 +155,20 @@ pub(super) fn no_ratio_line(b: &Bench, name: &str) {
 }
 
 /// The line the smoke test looks for: the scenario's name and `ratio X.XX` (component
-/// median / raw median), with the target when the issue sets one on the ratio.
+/// median / raw median, or the measured side's over the yardstick's), with the target when
+/// the issue sets one on the ratio.
 pub(super) fn ratio_line(b: &Bench, name: &str, samples: &Samples<f64>, target: f64) {
     if samples.raw.is_empty() || samples.component.is_empty() {
         no_ratio_line(b, name);
         return;
     }
     let ratio = median(&samples.component) / median(&samples.raw);
+    let sides = format!("({} / {})", samples.sides.measured, samples.sides.yardstick);
     let target = if target.is_nan() {
-        String::from("(component / raw)")
+        sides
     } else {
         format!(
-            "(component / raw)   target >= {target:.2}   {}",
+            "{sides}   target >= {target:.2}   {}",
             verdict(ratio >= target)
         )
     };

@@ -10,7 +10,8 @@ use clap::ValueEnum;
 
 use super::{Bench, Failure};
 
-/// Which implementation a run uses.
+/// Which implementation a run uses: plain async-nats or the component, or in S7 the
+/// component's `PubSub` called directly or through Dapr's pluggable socket ([`Sides`]).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(super) enum Side {
     Raw,
@@ -34,17 +35,41 @@ impl Side {
             Side::Component => 1,
         }
     }
+}
 
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            Side::Raw => "raw",
-            Side::Component => "component",
+/// What a family of scenarios calls its two sides: the yardstick, in [`Side::Raw`]'s place,
+/// and what is measured against it, in [`Side::Component`]'s.
+#[derive(Clone, Copy)]
+pub(super) struct Sides {
+    pub(super) yardstick: &'static str,
+    pub(super) measured: &'static str,
+}
+
+impl Sides {
+    /// Plain async-nats against the component: S1 to S6.
+    pub(super) const RAW_AND_COMPONENT: Sides = Sides {
+        yardstick: "raw",
+        measured: "component",
+    };
+
+    /// The component's `PubSub` called directly against the same through Dapr's pluggable
+    /// socket: S7.
+    pub(super) const DIRECT_AND_SOCKET: Sides = Sides {
+        yardstick: "direct",
+        measured: "socket",
+    };
+
+    pub(super) fn name(self, side: Side) -> &'static str {
+        match side {
+            Side::Raw => self.yardstick,
+            Side::Component => self.measured,
         }
     }
 }
 
 /// One figure per round for each side.
 pub(super) struct Samples<T> {
+    pub(super) sides: Sides,
     pub(super) raw: Vec<T>,
     pub(super) component: Vec<T>,
 }
@@ -93,6 +118,7 @@ impl Bench {
     /// Runs raw and component alternately for every round.
     pub(super) async fn alternate<T, R, FR, C, FC>(
         &self,
+        sides: Sides,
         label: &str,
         mut raw: R,
         mut component: C,
@@ -104,6 +130,7 @@ impl Bench {
         FC: Future<Output = Result<T, Failure>>,
     {
         let mut samples = Samples {
+            sides,
             raw: Vec::new(),
             component: Vec::new(),
         };
@@ -116,7 +143,7 @@ impl Bench {
                     "{label}: round {}/{} {}",
                     round + 1,
                     self.rounds,
-                    side.name()
+                    sides.name(side)
                 ));
                 match side {
                     Side::Raw => samples.raw.push(raw().await?),
@@ -135,6 +162,7 @@ impl Bench {
     /// alternation left S1's ratio ±0.06 from one bench to the next (docs/benchmarks.md).
     pub(super) async fn in_turns<R, FR, C, FC>(
         &self,
+        sides: Sides,
         label: &str,
         tag: &str,
         (ops, turn): (usize, usize),
@@ -148,6 +176,7 @@ impl Bench {
         FC: Future<Output = Result<usize, Failure>>,
     {
         let mut samples = Samples {
+            sides,
             raw: Vec::new(),
             component: Vec::new(),
         };

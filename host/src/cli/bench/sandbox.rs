@@ -9,6 +9,7 @@ use jetstream_pubsub_host::{AppStatus, Message, Runtime, Subscription};
 
 use super::machine::resident_bytes;
 use super::report::{max, median, min, ratio_line, throughput_lines, verdict};
+use super::rounds::Sides;
 use super::{Bench, Failure};
 
 /// Resident memory of this process with idle component subscriptions.
@@ -77,6 +78,7 @@ pub(super) async fn cost(
     let setups = b.sizes.setups;
     let samples = b
         .alternate(
+            Sides::RAW_AND_COMPONENT,
             "6 sandbox: subscription setup",
             || {
                 b.on_topic("s6", |topic| async move {
