@@ -29,13 +29,7 @@ pub(super) async fn awaited(b: &Bench) -> Result<(), Failure> {
                     Ok(1)
                 }
             },
-            |topic| {
-                let payload = payload.to_vec();
-                async move {
-                    b.publisher.publish(&topic.subject, payload).await?;
-                    Ok(1)
-                }
-            },
+            |topic| publish_once(b, topic, payload.to_vec()),
         )
         .await?;
     throughput_report(
@@ -157,13 +151,7 @@ async fn concurrent(b: &Bench, payload: &Bytes) -> Result<(), Failure> {
             },
             || {
                 b.on_topic("s1c", |topic| async move {
-                    callers_at_once(per_caller, || async {
-                        b.publisher
-                            .publish(&topic.subject, payload.to_vec())
-                            .await?;
-                        Ok(())
-                    })
-                    .await
+                    publish_from_callers(b, &topic, per_caller, payload).await
                 })
             },
         )
@@ -178,6 +166,34 @@ async fn concurrent(b: &Bench, payload: &Bytes) -> Result<(), Failure> {
         f64::NAN,
     );
     Ok(())
+}
+
+/// One publish through the component, its PubAck awaited: one message of S1's component
+/// side, and of S7's direct side.
+pub(super) async fn publish_once(
+    b: &Bench,
+    topic: Arc<Topic>,
+    payload: Vec<u8>,
+) -> Result<usize, Failure> {
+    b.publisher.publish(&topic.subject, payload).await?;
+    Ok(1)
+}
+
+/// `CONCURRENT_CALLERS` callers publishing through the component at once, each awaiting
+/// its PubAck: S1c's component side, and S7c's direct side.
+pub(super) async fn publish_from_callers(
+    b: &Bench,
+    topic: &Topic,
+    per_caller: usize,
+    payload: &Bytes,
+) -> Result<f64, Failure> {
+    callers_at_once(per_caller, || async {
+        b.publisher
+            .publish(&topic.subject, payload.to_vec())
+            .await?;
+        Ok(())
+    })
+    .await
 }
 
 /// `CONCURRENT_CALLERS` callers at once, each publishing `per_caller` times and awaiting

@@ -11,27 +11,20 @@
 //! runtime, with NATS connections of its own; daprd's side of the gRPC work runs here too,
 //! on the same cores, as a daprd beside the component would.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper_util::rt::TokioIo;
-use jetstream_pubsub_host::pluggable::proto::pub_sub_client::PubSubClient;
+use jetstream_pubsub_host::pluggable::client::{self, Client};
 use jetstream_pubsub_host::pluggable::proto::{
     MetadataRequest, PubSubInitRequest, PublishRequest, PullMessagesRequest, Topic as StreamTopic,
 };
-use jetstream_pubsub_host::pluggable::{INSTANCE_HEADER, ServeError, Server};
-use tokio::net::{UnixListener, UnixStream};
+use jetstream_pubsub_host::pluggable::{ServeError, Server};
+use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint, Uri};
-use tonic::{Request, Status};
 
 use super::consume::{Counter, component_single};
-use super::publish::callers_at_once;
+use super::publish::{callers_at_once, publish_from_callers, publish_once};
 use super::report::throughput_report;
 use super::rounds::{Sides, Topic};
 use super::{Bench, CONCURRENT_CALLERS, Failure, PAYLOAD, STALL, TURN, nats_url};
@@ -59,23 +52,6 @@ async fn measure(b: &Bench, client: &Client) -> Result<(), Failure> {
     consume_single(b, client).await
 }
 
-/// Adds `x-component-instance` to every call, as daprd does.
-#[derive(Clone)]
-struct InstanceHeader(MetadataValue<Ascii>);
-
-impl Interceptor for InstanceHeader {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert(INSTANCE_HEADER, self.0.clone());
-        Ok(request)
-    }
-}
-
-/// daprd's side of the socket. Clones share one HTTP/2 connection, as daprd's calls to a
-/// component do.
-type Client = PubSubClient<InterceptedService<Channel, InstanceHeader>>;
-
 /// A pluggable server on a socket in a folder of its own, and a client initialised on it.
 struct Socket {
     client: Client,
@@ -98,12 +74,7 @@ impl Socket {
         let served = tokio::spawn(server.serve(listener, async {
             let _ = stopped.await;
         }));
-        let header = InstanceHeader(
-            INSTANCE
-                .parse()
-                .map_err(|_| Failure::Failed("the instance name is not ASCII".into()))?,
-        );
-        let mut client = PubSubClient::with_interceptor(channel(path).await?, header);
+        let mut client = client::connect(&path, INSTANCE).await?;
         client
             .init(PubSubInitRequest {
                 metadata: Some(MetadataRequest {
@@ -130,21 +101,6 @@ impl Socket {
     }
 }
 
-/// A channel over the Unix socket at `path` (the URI is only the `:authority`, which
-/// grpc-go sets to `localhost` for a Unix target too).
-async fn channel(path: PathBuf) -> Result<Channel, Failure> {
-    let channel = Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move {
-                let stream = UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(stream))
-            }
-        }))
-        .await?;
-    Ok(channel)
-}
-
 /// One unary `Publish` on `topic`, awaited.
 async fn publish(mut client: Client, topic: &str, payload: &Bytes) -> Result<(), Failure> {
     client
@@ -166,13 +122,7 @@ async fn publish_awaited(b: &Bench, client: &Client, payload: &Bytes) -> Result<
             "7 socket publish-awaited",
             "s7",
             (count, TURN),
-            |topic| {
-                let payload = payload.to_vec();
-                async move {
-                    b.publisher.publish(&topic.subject, payload).await?;
-                    Ok(1)
-                }
-            },
+            |topic| publish_once(b, topic, payload.to_vec()),
             |topic| async move {
                 publish(client.clone(), &topic.subject, payload).await?;
                 Ok(1)
@@ -200,13 +150,7 @@ async fn publish_concurrent(b: &Bench, client: &Client, payload: &Bytes) -> Resu
             "7 socket publish-concurrent",
             || {
                 b.on_topic("s7c", |topic| async move {
-                    callers_at_once(per_caller, || async {
-                        b.publisher
-                            .publish(&topic.subject, payload.to_vec())
-                            .await?;
-                        Ok(())
-                    })
-                    .await
+                    publish_from_callers(b, &topic, per_caller, payload).await
                 })
             },
             || {
