@@ -1,9 +1,10 @@
 //! `jetstream-pubsub bench`: what the sandbox costs, measured against plain async-nats.
 //!
 //! Every scenario does the same work twice per round, once with async-nats alone ("raw")
-//! and once through the component, against the same server in the same process. The two
-//! alternate, and which goes first swaps every round (S1, S1f, S1s and S2 take turns within
-//! the round instead), so load from other processes on a small machine falls on both
+//! and once through the component (S7: through the component directly, and through Dapr's
+//! pluggable socket), against the same server in the same process. The two alternate, and
+//! which goes first swaps every round (S1, S1f, S1s, S2 and S7's awaited publish take turns
+//! within the round instead), so load from other processes on a small machine falls on both
 //! alike: the ratio of the medians (component / raw) is the figure that matters, the
 //! absolute rates are context. Targets are issue 7's; a miss is printed as `MISS` and never
 //! fails the process, because a timing depends on the machine.
