@@ -541,6 +541,24 @@ async fn init_errors_carry_the_cli_text_and_code_and_leave_no_instance() {
         publish_refused.message().contains("not initialised"),
         "{publish_refused:?}"
     );
+
+    // A failed Init leaves a working instance of that name as it was.
+    support::stream(&server, "ORDERS", &["orders.>"]).await;
+    init(&mut dapr, &[("natsURL", &server.url())])
+        .await
+        .unwrap();
+    let refused = init(
+        &mut dapr,
+        &bad.iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .expect_err("bad metadata is refused");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    dapr.publish(publish("orders.created", b"still-there"))
+        .await
+        .expect("the earlier instance still publishes");
 }
 
 #[tokio::test]
