@@ -140,6 +140,43 @@ pub(crate) fn drain_buffered(subscriber: &mut async_nats::Subscriber) -> Vec<asy
     replies
 }
 
+/// Unsubscribes and takes every message the server sent before it stopped: the buffered
+/// ones and those still on the wire. A plain unsubscribe would leave the ones on the wire to
+/// the client, which drops them, and the server would hold them until the ack wait; a
+/// drain ends the subscriber only once the server has answered a ping sent after the
+/// unsubscribe, so nothing sent before it is missed. A message handed back (`-NAK`) just
+/// before is redelivered at once to this very subscriber, so this matters on every stop.
+/// Should the server not answer (the connection is down), what is buffered is taken after
+/// [`DRAIN_WAIT`] and the rest is left to the ack wait.
+pub(crate) async fn drain(subscriber: &mut async_nats::Subscriber) -> Vec<async_nats::Subject> {
+    if subscriber.drain().await.is_err() {
+        let _ = subscriber.unsubscribe().await;
+        return drain_buffered(subscriber);
+    }
+    let mut replies = Vec::new();
+    let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, subscriber.next()).await {
+            Ok(Some(message)) => {
+                if message.status.is_none()
+                    && let Some(reply) = message.reply
+                {
+                    replies.push(reply);
+                }
+            }
+            Ok(None) => break,
+            Err(_elapsed) => {
+                replies.extend(drain_buffered(subscriber));
+                break;
+            }
+        }
+    }
+    replies
+}
+
+/// How long [`drain`] waits for the server to confirm the unsubscribe.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Returns messages to the server without waiting: `suspects` with a delayed `-NAK` (one
 /// of them may be a poison message), `untouched` with a plain one, so the server
 /// redelivers them now rather than after the ack wait. Outside a Tokio runtime there is

@@ -240,8 +240,7 @@ impl SubscriptionHandle {
         if let Lifecycle::Active(mut subscriber) =
             std::mem::replace(&mut self.state, Lifecycle::Closed)
         {
-            let _ = subscriber.unsubscribe().await;
-            untaken.extend(handover::drain_buffered(&mut subscriber));
+            untaken.extend(handover::drain(&mut subscriber).await);
         }
         untaken
     }
