@@ -430,7 +430,10 @@ async fn a_cancelled_stream_gives_its_messages_back_at_once_and_the_next_resumes
     let mut pull = Pull::open(&mut dapr, "orders.created").await.unwrap();
     let mut got = BTreeSet::new();
     while got.len() < 6 {
-        let message = pull.next().await;
+        let Some(Ok(Some(message))) = pull.within(Duration::from_secs(30)).await else {
+            let info = support::consumer_info(&url, "ORDERS", "resumed").await;
+            panic!("the second stream got only {got:?}; consumer: {info:?}");
+        };
         got.insert(text(&message));
         pull.ack(&message).await;
     }
@@ -639,7 +642,10 @@ async fn sigterm_with_messages_in_flight_loses_none() {
     let mut pull = Pull::open(&mut dapr, "orders.created").await.unwrap();
     let mut got = BTreeSet::new();
     while got.len() < 19 {
-        let message = pull.next().await;
+        let Some(Ok(Some(message))) = pull.within(Duration::from_secs(30)).await else {
+            let info = support::consumer_info(&url, "ORDERS", "survivor").await;
+            panic!("the new process got only {got:?}; consumer: {info:?}");
+        };
         got.insert(text(&message));
         pull.ack(&message).await;
     }

@@ -4,6 +4,14 @@ use std::time::Duration;
 
 use crate::metadata::{AckPolicy, Metadata};
 
+/// The redelivery delay of a released message. A channel to the application closes when its
+/// subscription is going away, and an undelayed `-NAK` would bring the message straight back
+/// to that very subscription, or, once it has unsubscribed, to a deliver subject the server
+/// still counts as listened to for a moment (it learns of an unsubscribe asynchronously):
+/// either way the message would be held until the ack wait. A second is enough for the
+/// server to know where interest is, and far less than any ack wait.
+pub const RELEASE_DELAY: Duration = Duration::from_secs(1);
+
 /// Our app-status, free of generated types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -61,9 +69,9 @@ impl Redelivery {
     /// - Drop: `+TERM`. The reference acknowledges a dropped message (the Dapr sidecar turns
     ///   DROP into success). A terminated message is not redelivered either, but the server
     ///   records it as terminated and publishes a `MSG_TERMINATED` advisory.
-    /// - Release: `-NAK` with no delay: the application never saw the message, so it goes
-    ///   back for redelivery at once (to another replica, or to the next stream), rather
-    ///   than waiting out a retry delay or `ackWait`.
+    /// - Release: `-NAK` after [`RELEASE_DELAY`] whatever the retry settings: the
+    ///   application never saw the message, so it goes back for redelivery (to another
+    ///   replica, or to the next stream) without waiting out a retry delay or `ackWait`.
     pub fn decide(&self, outcome: Outcome, delivered: u64) -> Option<Answer> {
         if self.ack_policy == AckPolicy::None {
             return None;
@@ -72,7 +80,7 @@ impl Redelivery {
             Outcome::Success => Answer::Ack,
             Outcome::Retry => Answer::Nak(self.nak_delay(delivered)),
             Outcome::Drop => Answer::Term,
-            Outcome::Release => Answer::Nak(None),
+            Outcome::Release => Answer::Nak(Some(RELEASE_DELAY)),
         })
     }
 
@@ -115,7 +123,7 @@ mod tests {
         assert_eq!(immediate.decide(Outcome::Retry, 3), Some(Answer::Nak(None)));
         assert_eq!(
             explicit.decide(Outcome::Release, 3),
-            Some(Answer::Nak(None))
+            Some(Answer::Nak(Some(RELEASE_DELAY)))
         );
         let none = redelivery(AckPolicy::None, wait, &[100]);
         for outcome in [

@@ -25,6 +25,13 @@ use crate::bindings::transport::AckKind;
 /// the others get through before it comes back.
 pub(crate) const SUSPECT_DELAY_NS: u64 = 1_000_000_000;
 
+/// How long a message handed back untaken, once its subscriber is gone, waits before it is
+/// redelivered. Plain `-NAK` would have it redelivered at once, while the server may still
+/// count the departed subscriber as interest in the consumer's deliver subject (it learns
+/// of an unsubscribe asynchronously): such a redelivery goes nowhere, and the message is
+/// held until the ack wait. After this delay the server knows where interest is.
+pub(crate) const HANDED_BACK_DELAY_NS: u64 = 1_000_000_000;
+
 /// Where a subscription's lost instances leave their subscribers for the next one. Shared
 /// by every instance of one subscription; what nobody takes over is handed back to the
 /// server when the last holder lets go, or at [`Handover::hand_back_unclaimed`].
@@ -140,14 +147,13 @@ pub(crate) fn drain_buffered(subscriber: &mut async_nats::Subscriber) -> Vec<asy
     replies
 }
 
-/// Unsubscribes and takes every message the server sent before it stopped: the buffered
-/// ones and those still on the wire. A plain unsubscribe would leave the ones on the wire to
-/// the client, which drops them, and the server would hold them until the ack wait; a
-/// drain ends the subscriber only once the server has answered a ping sent after the
-/// unsubscribe, so nothing sent before it is missed. A message handed back (`-NAK`) just
-/// before is redelivered at once to this very subscriber, so this matters on every stop.
-/// Should the server not answer (the connection is down), what is buffered is taken after
-/// [`DRAIN_WAIT`] and the rest is left to the ack wait.
+/// Unsubscribes and takes the messages that reached the client before the unsubscribe
+/// went out: the buffered ones and those the client had read but not yet handed over. A
+/// plain unsubscribe drops the latter; async-nats's drain delivers them, then ends the
+/// subscriber. Messages the server sent after that are dropped by the client and come back
+/// after the ack wait: that is why nothing is handed back undelayed while a subscriber is
+/// going away (a redelivery would race the unsubscribe). Should the drain not end (the
+/// connection is down), what is buffered after [`DRAIN_WAIT`] is taken.
 pub(crate) async fn drain(subscriber: &mut async_nats::Subscriber) -> Vec<async_nats::Subject> {
     if subscriber.drain().await.is_err() {
         let _ = subscriber.unsubscribe().await;
@@ -178,8 +184,8 @@ pub(crate) async fn drain(subscriber: &mut async_nats::Subscriber) -> Vec<async_
 const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Returns messages to the server without waiting: `suspects` with a delayed `-NAK` (one
-/// of them may be a poison message), `untouched` with a plain one, so the server
-/// redelivers them now rather than after the ack wait. Outside a Tokio runtime there is
+/// of them may be a poison message), `untouched` after [`HANDED_BACK_DELAY_NS`], so the
+/// server redelivers them within a second rather than after the ack wait. Outside a Tokio runtime there is
 /// no way to send, and the ack wait brings them back.
 pub(crate) fn hand_back(
     client: &async_nats::Client,
@@ -206,8 +212,9 @@ pub(crate) async fn send_back(
     for reply in suspects {
         let _ = client.publish(reply, delayed.clone()).await;
     }
+    let handed_back = ack_body(&AckKind::Nak(Some(HANDED_BACK_DELAY_NS)));
     for reply in untouched {
-        let _ = client.publish(reply, ack_body(&AckKind::Nak(None))).await;
+        let _ = client.publish(reply, handed_back.clone()).await;
     }
     let _ = client.flush().await;
 }

@@ -52,7 +52,8 @@ impl Drop for SubscriptionHandle {
     /// instance is lost parks its subscriber for the instance that replaces this one, with
     /// the deliveries to replay ([`handover`]); only a lone delivery in hand (the likely
     /// culprit) goes back to the server, with a delayed `-NAK`. Without a replacement,
-    /// deliveries held go back delayed and messages buffered but never taken at once.
+    /// deliveries held go back delayed, and so do messages buffered but never taken
+    /// ([`handover::HANDED_BACK_DELAY_NS`]).
     fn drop(&mut self) {
         if let Some(task) = self.keep_alive.take() {
             // Handlers still running on tasks of their own outlive the instance: their
@@ -232,8 +233,9 @@ impl SubscriptionHandle {
     }
 
     /// Unsubscribes, and returns the reply subjects of the messages never taken (buffered,
-    /// or waiting to be replayed): they go back at once with `-NAK`, for another
-    /// subscriber of the consumer, instead of waiting out the ack wait.
+    /// or waiting to be replayed, and every one still on the wire): they go back with a
+    /// `-NAK` delayed by [`handover::HANDED_BACK_DELAY_NS`], for another subscriber of the
+    /// consumer, instead of waiting out the ack wait.
     async fn stop_listening(&mut self) -> Vec<async_nats::Subject> {
         let waiting = lock(&self.unanswered).take_replay();
         let mut untaken: Vec<_> = waiting.into_iter().filter_map(|m| m.reply).collect();
