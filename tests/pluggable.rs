@@ -741,11 +741,7 @@ async fn a_message_larger_than_daprd_can_receive_is_terminated_and_the_stream_go
         settled.delivered.consumer_sequence, 2,
         "the large one was not redelivered"
     );
-    assert!(
-        serve.stderr().contains("larger than daprd can receive"),
-        "{}",
-        serve.stderr()
-    );
+    serve.wait_for_stderr("larger than daprd can receive").await;
 }
 
 #[tokio::test]
@@ -766,11 +762,7 @@ async fn an_answer_for_an_unknown_id_is_ignored() {
     let message = pull.next().await;
     assert_eq!(text(&message), "still-works");
     pull.ack(&message).await;
-    assert!(
-        serve.stderr().contains("ignored an answer"),
-        "{}",
-        serve.stderr()
-    );
+    serve.wait_for_stderr("ignored an answer").await;
 }
 
 #[tokio::test]
