@@ -12,6 +12,21 @@ use crate::metadata::{AckPolicy, Metadata};
 /// server to know where interest is, and far less than any ack wait.
 pub const RELEASE_DELAY: Duration = Duration::from_secs(1);
 
+/// The redelivery delay of the deliveries an instance held when it was lost (it trapped or
+/// hit a sandbox limit) and that are not handed to its replacement: one of them is the
+/// likely cause, so they stay away a moment and the messages behind get through first.
+pub const SUSPECT_DELAY: Duration = Duration::from_secs(1);
+
+/// The answers the host gives, on the component's behalf, to messages the component never
+/// answered (see `transport.subscription.hand-back`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandBack {
+    /// Messages never taken (buffered when the subscription stops or its instance is lost).
+    pub untaken: Option<Answer>,
+    /// Deliveries a lost instance held, not handed to its replacement.
+    pub suspect: Option<Answer>,
+}
+
 /// Our app-status, free of generated types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -84,6 +99,18 @@ impl Redelivery {
         })
     }
 
+    /// The answers to messages the component never answered. Untaken ones are released,
+    /// as a message the application never saw: redelivered after [`RELEASE_DELAY`], since
+    /// an undelayed `-NAK` races the unsubscribe that goes with it. The suspects of a lost
+    /// instance wait [`SUSPECT_DELAY`]. Ack policy `none`: nothing is sent.
+    pub fn hand_back(&self) -> HandBack {
+        HandBack {
+            untaken: self.decide(Outcome::Release, 1),
+            suspect: (self.ack_policy != AckPolicy::None)
+                .then_some(Answer::Nak(Some(SUSPECT_DELAY))),
+        }
+    }
+
     fn nak_delay(&self, delivered: u64) -> Option<Duration> {
         if let Some(last) = self.backoff.last() {
             let step = usize::try_from(delivered.saturating_sub(1)).unwrap_or(usize::MAX);
@@ -106,6 +133,26 @@ mod tests {
                 .map(|ms| Duration::from_millis(*ms))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn what_the_component_never_answered_goes_back_delayed_unless_nothing_is_sent() {
+        let explicit = redelivery(AckPolicy::Explicit, Duration::from_secs(30), &[5_000]);
+        assert_eq!(
+            explicit.hand_back(),
+            HandBack {
+                untaken: Some(Answer::Nak(Some(RELEASE_DELAY))),
+                suspect: Some(Answer::Nak(Some(SUSPECT_DELAY))),
+            }
+        );
+        let none = redelivery(AckPolicy::None, Duration::ZERO, &[]);
+        assert_eq!(
+            none.hand_back(),
+            HandBack {
+                untaken: None,
+                suspect: None
+            }
+        );
     }
 
     #[test]

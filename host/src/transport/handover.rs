@@ -21,16 +21,16 @@ use futures::{FutureExt as _, StreamExt as _};
 use super::subscription::ack_body;
 use crate::bindings::transport::AckKind;
 
-/// How long a delivery that was in the component's hands when it failed stays away, so
-/// the others get through before it comes back.
-pub(crate) const SUSPECT_DELAY_NS: u64 = 1_000_000_000;
-
-/// How long a message handed back untaken, once its subscriber is gone, waits before it is
-/// redelivered. Plain `-NAK` would have it redelivered at once, while the server may still
-/// count the departed subscriber as interest in the consumer's deliver subject (it learns
-/// of an unsubscribe asynchronously): such a redelivery goes nowhere, and the message is
-/// held until the ack wait. After this delay the server knows where interest is.
-pub(crate) const HANDED_BACK_DELAY_NS: u64 = 1_000_000_000;
+/// The component's answers to the messages it never answered (`subscription.hand-back`):
+/// the host sends them, it does not choose them. None leaves a message to the ack wait,
+/// which is also what happens before the component has said.
+#[derive(Clone, Default)]
+pub(crate) struct HandBack {
+    /// For messages never taken.
+    pub(crate) untaken: Option<AckKind>,
+    /// For deliveries a lost instance held.
+    pub(crate) suspect: Option<AckKind>,
+}
 
 /// Where a subscription's lost instances leave their subscribers for the next one. Shared
 /// by every instance of one subscription; what nobody takes over is handed back to the
@@ -49,6 +49,8 @@ pub(crate) struct Parked {
     pub(crate) subscriber: async_nats::Subscriber,
     /// Deliveries the lost instance held, to be handed out again one per batch.
     pub(crate) replay: VecDeque<async_nats::Message>,
+    /// The component's answers, until the replacement gives its own.
+    pub(crate) hand_back: HandBack,
 }
 
 /// What becomes of the messages a lost instance held.
@@ -128,7 +130,7 @@ impl Parked {
         let suspects = self.replay.drain(..).filter_map(|message| message.reply);
         let suspects: Vec<_> = suspects.collect();
         let untouched = drain_buffered(&mut self.subscriber);
-        hand_back(&self.client, suspects, untouched);
+        hand_back(&self.client, &self.hand_back, suspects, untouched);
         // Dropping the subscriber unsubscribes.
     }
 }
@@ -183,12 +185,12 @@ pub(crate) async fn drain(subscriber: &mut async_nats::Subscriber) -> Vec<async_
 /// How long [`drain`] waits for the server to confirm the unsubscribe.
 const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Returns messages to the server without waiting: `suspects` with a delayed `-NAK` (one
-/// of them may be a poison message), `untouched` after [`HANDED_BACK_DELAY_NS`], so the
-/// server redelivers them within a second rather than after the ack wait. Outside a Tokio runtime there is
-/// no way to send, and the ack wait brings them back.
+/// Returns messages to the server without waiting, with the component's answers:
+/// `suspects` (deliveries a lost instance held) and `untouched` (messages never taken).
+/// Outside a Tokio runtime there is no way to send, and the ack wait brings them back.
 pub(crate) fn hand_back(
     client: &async_nats::Client,
+    answers: &HandBack,
     suspects: Vec<async_nats::Subject>,
     untouched: Vec<async_nats::Subject>,
 ) {
@@ -198,23 +200,24 @@ pub(crate) fn hand_back(
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let client = client.clone();
-    runtime.spawn(async move { send_back(&client, suspects, untouched).await });
+    let (client, answers) = (client.clone(), answers.clone());
+    runtime.spawn(async move { send_back(&client, &answers, suspects, untouched).await });
 }
 
-/// Sends the `-NAK`s of [`hand_back`] and waits until they are written.
+/// Sends the answers of [`hand_back`] and waits until they are written.
 pub(crate) async fn send_back(
     client: &async_nats::Client,
+    answers: &HandBack,
     suspects: Vec<async_nats::Subject>,
     untouched: Vec<async_nats::Subject>,
 ) {
-    let delayed = ack_body(&AckKind::Nak(Some(SUSPECT_DELAY_NS)));
-    for reply in suspects {
-        let _ = client.publish(reply, delayed.clone()).await;
-    }
-    let handed_back = ack_body(&AckKind::Nak(Some(HANDED_BACK_DELAY_NS)));
-    for reply in untouched {
-        let _ = client.publish(reply, handed_back.clone()).await;
+    let batches = [(&answers.suspect, suspects), (&answers.untaken, untouched)];
+    for (answer, replies) in batches {
+        let Some(answer) = answer else { continue };
+        let body = ack_body(answer);
+        for reply in replies {
+            let _ = client.publish(reply, body.clone()).await;
+        }
     }
     let _ = client.flush().await;
 }
