@@ -167,6 +167,12 @@ impl Listener {
         mut id: u64,
         consumer: String,
     ) -> Result<(), Error> {
+        // Host-side, by design: none of these is a Dapr or JetStream semantic. The batch
+        // bounds what one call into the instance may take (the sandbox's batch limit caps
+        // it again); the wait is how long a pump call idles before the loop looks at its
+        // stop signal; the quarantine protects innocent messages from an instance that
+        // just trapped. What is delivered, in which order and how it is answered is the
+        // component's.
         const MAX_MESSAGES: u32 = 1024;
         const WAIT_MS: u32 = 1_000;
         const QUARANTINE_MESSAGES: u32 = 32;
