@@ -70,8 +70,7 @@ pub struct BulkEntryResult {
 #[derive(Clone)]
 pub struct ConnectionSettings(
     pub(crate) transport::ConnectOptions,
-    /// The sandbox policy the connection is opened under: the runtime's, for settings the
-    /// component described; none for settings the user gave (`from_url`).
+    /// The sandbox policy the connection is opened under: the runtime's.
     pub(crate) Arc<crate::sandbox::SandboxPolicy>,
 );
 
@@ -90,30 +89,6 @@ impl std::fmt::Debug for ConnectionSettings {
 }
 
 impl ConnectionSettings {
-    /// Plain settings for a server URL list, no credentials.
-    pub fn from_url(url: &str) -> Self {
-        Self(
-            transport::ConnectOptions {
-                servers: url
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect(),
-                name: "jetstream-pubsub".into(),
-                auth: transport::Auth::None,
-                tls: transport::TlsOptions {
-                    required: false,
-                    client_cert: None,
-                    client_key: None,
-                    ca: None,
-                },
-                api_prefix: "$JS.API".into(),
-                request_timeout_ms: 5_000,
-            },
-            Arc::default(),
-        )
-    }
-
     /// The servers, with any user info masked.
     pub fn servers(&self) -> String {
         crate::transport::redacted_servers(&self.0.servers)
