@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_jetstream-pubsub");
 
 /// The scenario names as the bench prints them on its `ratio` lines.
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 12] = [
     "S1 publish-awaited",
     "S1f entry-floor",
     "S1s entry-floor-sync",
@@ -17,6 +17,9 @@ const SCENARIOS: [&str; 9] = [
     "S4 consume-parallel",
     "S5 latency",
     "S6 sandbox",
+    "S7 socket-publish-awaited",
+    "S7c socket-publish-concurrent",
+    "S7s socket-consume-single",
 ];
 
 /// Runs a short bench with `extra` arguments; its process id and report, once it has

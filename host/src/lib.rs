@@ -4,10 +4,23 @@
 //! The component (`guest/`) holds every Dapr semantic: metadata, consumer selection,
 //! binding rules, ack decisions. This crate gives it a NATS transport (async-nats) and an
 //! application to deliver to, and nothing else. See [`pubsub`] for a complete example.
+//!
+//! # Features
+//!
+//! - `dapr-pluggable`: `pluggable`, the server of Dapr's pluggable-component protocol
+//!   (gRPC on a Unix socket, with tonic).
+//! - `cli`: what the `jetstream-pubsub` binary needs beyond the library: `dapr-pluggable`,
+//!   `bench_hooks` (the runtime's hooks for `jetstream-pubsub bench`) and `nats_server`
+//!   (the nats-server harness of `demo`, `bench` and the integration tests). It is the
+//!   default, so that `cargo build`, `cargo install` and `cargo test` build the binary. An
+//!   embedder depends with `default-features = false` (and `features = ["dapr-pluggable"]`
+//!   for the server) and compiles neither hook nor harness.
 
 #![warn(missing_docs)]
 
 mod app;
+#[cfg(feature = "cli")]
+pub mod bench_hooks;
 pub(crate) mod bindings;
 pub mod cloudevent;
 mod error;
@@ -15,6 +28,7 @@ pub mod http_app;
 mod instance;
 mod log;
 pub mod manifest;
+#[cfg(feature = "cli")]
 pub mod nats_server;
 #[cfg(feature = "dapr-pluggable")]
 pub mod pluggable;
@@ -35,6 +49,4 @@ pub use pubsub::{
     PublishRequest, Subscription,
 };
 pub use runtime::{EMBEDDED_COMPONENT, Runtime, RuntimeBuilder};
-#[doc(hidden)]
-pub use runtime::{Profiling, SyncEntry};
 pub use sandbox::{SandboxLimits, SandboxPolicy};

@@ -5,6 +5,9 @@
 //!
 //! Only servers started here are ever stopped; a server already running on the
 //! machine is never touched.
+//!
+//! A harness, not part of the sandbox's API: it comes with the `cli` feature (the binary's),
+//! and an embedder who builds the library with `default-features = false` does not get it.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -22,8 +22,8 @@ pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("GUEST_WASM"));
 /// Loads the component and makes instances of it.
 #[derive(Clone)]
 pub struct Runtime {
-    engine: Engine,
-    pre: JetstreamPubsubPre<InstanceState>,
+    pub(crate) engine: Engine,
+    pub(crate) pre: JetstreamPubsubPre<InstanceState>,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -32,12 +32,12 @@ pub struct RuntimeBuilder {
     component: ComponentSource,
     limits: SandboxLimits,
     policy: SandboxPolicy,
-    profiling: Profiling,
+    /// Set by `bench_hooks::profiling` only: the default everywhere else.
+    pub(crate) profiling: Profiling,
 }
 
-/// What a profiler needs of the runtime; for `jetstream-pubsub bench`, hidden because an
-/// embedder has no use for it in production.
-#[doc(hidden)]
+/// What a profiler needs of the runtime, for `jetstream-pubsub bench` (`bench_hooks`, with
+/// the `cli` feature); an embedder has no use for it in production.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Profiling {
     /// A runtime valgrind can run: the pool reserves 8 TB of address space for its
@@ -66,13 +66,6 @@ impl RuntimeBuilder {
     /// Loads the component from bytes instead of the embedded one.
     pub fn component_bytes(mut self, bytes: Vec<u8>) -> Self {
         self.component = ComponentSource::Bytes(bytes);
-        self
-    }
-
-    /// Sets up the runtime for a profiler (see [`Profiling`]).
-    #[doc(hidden)]
-    pub fn profiling(mut self, profiling: Profiling) -> Self {
-        self.profiling = profiling;
         self
     }
 
@@ -145,26 +138,8 @@ impl RuntimeBuilder {
 }
 
 /// A failure to compile, link or instantiate the component.
-fn load_error(err: wasmtime::Error) -> Error {
+pub(crate) fn load_error(err: wasmtime::Error) -> Error {
     Error::Load(format!("{err:#}"))
-}
-
-/// The interface the component exports (`wit/pubsub.wit`), as its instance names it.
-const PUBSUB_EXPORT: &str = "dapr:jetstream/pubsub@0.1.0";
-
-/// See [`Runtime::bench_sync_entry`].
-#[doc(hidden)]
-pub struct SyncEntry {
-    store: Store<()>,
-    features: wasmtime::component::TypedFunc<(), (Vec<String>,)>,
-}
-
-impl SyncEntry {
-    /// Calls the component's `features` on the caller's stack.
-    pub fn features(&mut self) -> Result<Vec<String>, Error> {
-        let (features,) = self.features.call(&mut self.store, ())?;
-        Ok(features)
-    }
 }
 
 /// A live component instance and its store. Calls into it are serialised by `&mut`.
@@ -256,63 +231,6 @@ impl Runtime {
             .await
             .map_err(load_error)?;
         Ok(Instance { store, bindings })
-    }
-
-    /// Makes one instance and drops it, doing nothing else. For `jetstream-pubsub bench`,
-    /// which reports what the sandbox costs per subscription; hidden because an embedder
-    /// has no use for an instance it cannot call.
-    #[doc(hidden)]
-    pub async fn bench_instantiate(&self) -> Result<(), Error> {
-        let (_never, stop) = watch::channel(false);
-        self.instantiate(crate::app::no_subscriber(), stop)
-            .await
-            .map(drop)
-    }
-
-    /// An instance of the component called without a fiber, for `jetstream-pubsub bench`
-    /// (S1s): the floor of a design that entered the component synchronously. Hidden
-    /// because its imports all trap: an embedder cannot use it.
-    #[doc(hidden)]
-    pub fn bench_sync_entry(&self) -> Result<SyncEntry, Error> {
-        let component = self.pre.instance_pre().component();
-        // Wasmtime requires every call of a store to run on a fiber once the store holds an
-        // async import; linked with traps only, this one is called on the caller's stack.
-        let mut linker = Linker::<()>::new(&self.engine);
-        linker
-            .define_unknown_imports_as_traps(component)
-            .map_err(load_error)?;
-        let mut store = Store::new(&self.engine, ());
-        // The epoch ticks for the engine's other instances; this one has no CPU budget.
-        store.set_epoch_deadline(u64::MAX / 2);
-        let instance = linker
-            .instantiate(&mut store, component)
-            .map_err(load_error)?;
-        let pubsub = instance
-            .get_export_index(&mut store, None, PUBSUB_EXPORT)
-            .ok_or_else(|| Error::Load(format!("the component exports no {PUBSUB_EXPORT}")))?;
-        let features = instance
-            .get_export_index(&mut store, Some(&pubsub), "features")
-            .ok_or_else(|| Error::Load(format!("{PUBSUB_EXPORT} has no `features`")))?;
-        let features = instance
-            .get_typed_func(&mut store, features)
-            .map_err(load_error)?;
-        Ok(SyncEntry { store, features })
-    }
-
-    /// Compiles `wasm` ahead of time on this runtime's engine, then times loading the
-    /// result (`Component::deserialize`, without linking). For `jetstream-pubsub bench`:
-    /// what a host shipping precompiled components would pay at start instead of a compile.
-    #[doc(hidden)]
-    pub fn bench_load_precompiled(&self, wasm: &[u8]) -> Result<std::time::Duration, Error> {
-        let bytes = self.engine.precompile_component(wasm).map_err(load_error)?;
-        let started = std::time::Instant::now();
-        // SAFETY: `deserialize` requires bytes made by `precompile_component` with a
-        // compatible engine; these were made by this very engine a moment ago.
-        let component =
-            unsafe { Component::deserialize(&self.engine, &bytes) }.map_err(load_error)?;
-        let elapsed = started.elapsed();
-        drop(component);
-        Ok(elapsed)
     }
 
     /// The same compiled component and limits under another sandbox policy, with NATS

@@ -8,17 +8,13 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jetstream_pubsub_host::pluggable::INSTANCE_HEADER;
-use jetstream_pubsub_host::pluggable::proto::pub_sub_client::PubSubClient;
+pub use jetstream_pubsub_host::pluggable::client::Client;
 use jetstream_pubsub_host::pluggable::proto::{
     MetadataRequest, PubSubInitRequest, PullMessagesRequest, PullMessagesResponse, Topic,
 };
 use tokio::sync::mpsc;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tonic::{Request, Status, Streaming};
+use tonic::{Status, Streaming};
 
 const BIN: &str = env!("CARGO_BIN_EXE_jetstream-pubsub");
 
@@ -159,41 +155,18 @@ impl Drop for Serve {
     }
 }
 
-/// Adds `x-component-instance` to every call.
-#[derive(Clone)]
-pub struct InstanceHeader(MetadataValue<Ascii>);
-
-impl Interceptor for InstanceHeader {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert(INSTANCE_HEADER, self.0.clone());
-        Ok(request)
-    }
-}
-
-pub type Client = PubSubClient<InterceptedService<Channel, InstanceHeader>>;
-
-/// A channel over the Unix socket at `path` (the URI is only the `:authority`, which
-/// grpc-go sets to `localhost` for a Unix target too).
+/// A channel over the Unix socket at `path`.
 pub async fn channel(path: &Path) -> Channel {
-    let path = path.to_path_buf();
-    tonic::transport::Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
+    jetstream_pubsub_host::pluggable::client::channel(path)
         .await
         .expect("the socket accepts a connection")
 }
 
+/// A client naming `instance` in every call, with daprd's receive limit (4 MiB).
 pub async fn client(path: &Path, instance: &str) -> Client {
-    let header = InstanceHeader(instance.parse().expect("an ASCII instance name"));
-    // The default receive limit (4 MiB), as daprd's client keeps grpc-go's.
-    PubSubClient::with_interceptor(channel(path).await, header)
+    jetstream_pubsub_host::pluggable::client::connect(path, instance)
+        .await
+        .expect("the socket accepts a connection")
 }
 
 /// Init with `properties`, as daprd sends a Component YAML's metadata.

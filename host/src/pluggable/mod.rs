@@ -21,6 +21,8 @@
 //!
 //! [`PubSub`]: crate::PubSub
 
+#[cfg(feature = "cli")]
+pub mod client;
 mod instances;
 pub mod proto;
 mod service;
