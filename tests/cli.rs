@@ -682,3 +682,96 @@ fn demo_delivers_every_update_once() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_timeout_without_count_is_a_normal_end_with_messages_and_exit_3_without() {
+    let server = support::server();
+    let dir = tempfile::tempdir().unwrap();
+    let file = component(
+        dir.path(),
+        &server.url(),
+        "  - name: durableName\n    value: waiting\n  - name: deliverAll\n    value: \"true\"\n",
+    );
+    let file = file.to_str().unwrap();
+    let url = server.url();
+    let added = run(
+        &["stream", "add", "T", "--subjects", "t", "--url", &url],
+        None,
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let subscribe = [
+        "subscribe",
+        "--component",
+        file,
+        "--topic",
+        "t",
+        "--timeout",
+        "1",
+    ];
+
+    let nothing = run(&subscribe, None);
+    assert_eq!(nothing.status.code(), Some(3), "{}", stderr(&nothing));
+    assert_eq!(stderr(&nothing).trim_end(), "no message received in 1s");
+
+    let published = run(
+        &[
+            "publish",
+            "--component",
+            file,
+            "--topic",
+            "t",
+            "--data",
+            "x",
+        ],
+        None,
+    );
+    assert!(published.status.success(), "{}", stderr(&published));
+    let some = run(&subscribe, None);
+    assert_eq!(some.status.code(), Some(0), "{}", stderr(&some));
+    assert_eq!(json_lines(&some).len(), 1);
+}
+
+#[test]
+fn logs_written_to_a_file_carry_no_colour_and_json_lines_parse() {
+    let server = support::server();
+    let dir = tempfile::tempdir().unwrap();
+    let file = component(dir.path(), &server.url(), "");
+    let log = |format: &str| {
+        let path = dir.path().join(format!("{format}.log"));
+        let status = Command::new(BIN)
+            .args(["--log-format", format, "publish", "--component"])
+            .arg(&file)
+            .args(["--topic", "nowhere", "--data", "x"])
+            .env("JETSTREAM_PUBSUB_LOG", "debug")
+            .env_remove("NO_COLOR")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&path).unwrap())
+            .status()
+            .unwrap();
+        // No stream covers `nowhere`: the publish fails, and says so in the log too.
+        assert!(!status.success());
+        std::fs::read_to_string(path).unwrap()
+    };
+    let text = log("text");
+    assert!(text.lines().count() > 1, "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape codes in a log file: {text:?}"
+    );
+
+    let json = log("json");
+    let lines: Vec<&str> = json.lines().filter(|line| line.starts_with('{')).collect();
+    assert!(lines.len() > 1, "{json}");
+    for line in lines {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}"));
+        for key in ["timestamp", "level", "target", "fields"] {
+            assert!(entry.get(key).is_some(), "no {key} in {line}");
+        }
+    }
+    // The one line that is not a log entry: the command's own error.
+    assert!(
+        json.lines().any(|line| line.starts_with("error: ")),
+        "{json}"
+    );
+}

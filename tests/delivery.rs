@@ -868,6 +868,65 @@ async fn stop_waits_for_the_handler_and_leaves_the_durable() {
 }
 
 #[tokio::test]
+async fn messages_buffered_at_stop_go_back_long_before_the_ack_wait() {
+    let server = support::server();
+    support::stream(&server, "KEEP", &["keep"]).await;
+    let metadata = [("durableName", "buffered"), ("ackWait", "60s")];
+    let (runtime, pubsub) = support::pubsub(&server, &metadata).await;
+    let (handler, started, _finished) = slow_handler(Duration::from_millis(500));
+    let subscription = pubsub.subscribe("keep", handler).await.unwrap();
+    pubsub.publish("keep", b"in-flight".to_vec()).await.unwrap();
+    tokio::time::timeout(WAIT, started.notified())
+        .await
+        .expect("the handler started");
+    // Sent by the server while the handler runs: buffered, never taken.
+    for n in 1..=5 {
+        pubsub
+            .publish("keep", format!("buffered-{n}").into_bytes())
+            .await
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let info = support::consumer_info(&server.url(), "KEEP", "buffered")
+            .await
+            .unwrap();
+        if info.delivered.stream_sequence == 6 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never pushed them: {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    subscription.stop().await.unwrap();
+
+    let recorder = support::Recorder::new();
+    let resumed = pubsub
+        .subscribe("keep", recorder.accept_all())
+        .await
+        .unwrap();
+    // Handed back, they come again within seconds; left alone, only after the 60 s ack wait.
+    recorder
+        .wait_until(
+            Duration::from_secs(20),
+            "the buffered messages",
+            |messages| messages.len() >= 5,
+        )
+        .await;
+    let mut payloads = recorder.payloads();
+    payloads.sort();
+    assert_eq!(
+        payloads,
+        (1..=5).map(|n| format!("buffered-{n}")).collect::<Vec<_>>()
+    );
+    resumed.stop().await.unwrap();
+    pubsub.close().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_consumer_deleted_under_the_subscription_is_recreated() {
     let server = support::server();
     support::stream(&server, "GONE", &["gone"]).await;

@@ -117,6 +117,52 @@ async fn a_trap_is_contained_and_costs_the_messages_taken_with_it_nothing() {
 }
 
 #[tokio::test]
+async fn the_lone_message_held_by_a_trapped_instance_comes_back_in_a_second_not_after_the_ack_wait()
+{
+    let server = support::server();
+    support::stream(&server, "POISON", &["poison"]).await;
+    let runtime = faulty_runtime(SandboxLimits::default());
+    let md = support::metadata(&[
+        ("natsURL", &server.url()),
+        ("durableName", "poison"),
+        ("ackWait", "60s"),
+        ("maxDeliver", "2"),
+    ]);
+    let pubsub = runtime.pubsub(md).await.unwrap();
+    let recorder = Recorder::new();
+    let subscription = pubsub
+        .subscribe("poison", recorder.accept_all())
+        .await
+        .unwrap();
+    pubsub
+        .publish("poison", b"fault:trap".to_vec())
+        .await
+        .unwrap();
+    // The component's suspect answer (a NAK delayed by a second) brings it back for its
+    // second and last delivery; without one it would wait out the 60 s ack wait.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let info = support::consumer_info(&server.url(), "POISON", "poison")
+            .await
+            .expect("the durable exists");
+        if info.delivered.consumer_sequence >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the suspect was not redelivered within 20 s: {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        recorder.payloads().is_empty(),
+        "the poison message never reached the app"
+    );
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_handler_still_running_when_its_instance_traps_keeps_its_message() {
     let server = support::server();
     support::stream(&server, "KEEP", &["keep"]).await;

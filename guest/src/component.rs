@@ -219,6 +219,12 @@ impl Guest for Component {
             if let Some(interval) = plan.keep_alive_interval_ms() {
                 subscription.keep_alive(interval);
             }
+            let redelivery = Redelivery::from_metadata(&ready.metadata);
+            let hand_back = redelivery.hand_back();
+            subscription.hand_back(
+                hand_back.untaken.map(convert::ack_kind),
+                hand_back.suspect.map(convert::ack_kind),
+            );
             let id = ready.next_id;
             ready.next_id += 1;
             ready.subscriptions.insert(
@@ -227,7 +233,7 @@ impl Guest for Component {
                     topic,
                     stream,
                     plan,
-                    redelivery: Redelivery::from_metadata(&ready.metadata),
+                    redelivery,
                     subscription,
                     consumer,
                     idle_pumps: IdlePumps::default(),

@@ -4,6 +4,29 @@ use std::time::Duration;
 
 use crate::metadata::{AckPolicy, Metadata};
 
+/// The redelivery delay of a released message. A channel to the application closes when its
+/// subscription is going away, and an undelayed `-NAK` would bring the message straight back
+/// to that very subscription, or, once it has unsubscribed, to a deliver subject the server
+/// still counts as listened to for a moment (it learns of an unsubscribe asynchronously):
+/// either way the message would be held until the ack wait. A second is enough for the
+/// server to know where interest is, and far less than any ack wait.
+pub const RELEASE_DELAY: Duration = Duration::from_secs(1);
+
+/// The redelivery delay of the deliveries an instance held when it was lost (it trapped or
+/// hit a sandbox limit) and that are not handed to its replacement: one of them is the
+/// likely cause, so they stay away a moment and the messages behind get through first.
+pub const SUSPECT_DELAY: Duration = Duration::from_secs(1);
+
+/// The answers the host gives, on the component's behalf, to messages the component never
+/// answered (see `transport.subscription.hand-back`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandBack {
+    /// Messages never taken (buffered when the subscription stops or its instance is lost).
+    pub untaken: Option<Answer>,
+    /// Deliveries a lost instance held, not handed to its replacement.
+    pub suspect: Option<Answer>,
+}
+
 /// Our app-status, free of generated types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -61,9 +84,9 @@ impl Redelivery {
     /// - Drop: `+TERM`. The reference acknowledges a dropped message (the Dapr sidecar turns
     ///   DROP into success). A terminated message is not redelivered either, but the server
     ///   records it as terminated and publishes a `MSG_TERMINATED` advisory.
-    /// - Release: `-NAK` with no delay: the application never saw the message, so it goes
-    ///   back for redelivery at once (to another replica, or to the next stream), rather
-    ///   than waiting out a retry delay or `ackWait`.
+    /// - Release: `-NAK` after [`RELEASE_DELAY`] whatever the retry settings: the
+    ///   application never saw the message, so it goes back for redelivery (to another
+    ///   replica, or to the next stream) without waiting out a retry delay or `ackWait`.
     pub fn decide(&self, outcome: Outcome, delivered: u64) -> Option<Answer> {
         if self.ack_policy == AckPolicy::None {
             return None;
@@ -72,8 +95,20 @@ impl Redelivery {
             Outcome::Success => Answer::Ack,
             Outcome::Retry => Answer::Nak(self.nak_delay(delivered)),
             Outcome::Drop => Answer::Term,
-            Outcome::Release => Answer::Nak(None),
+            Outcome::Release => Answer::Nak(Some(RELEASE_DELAY)),
         })
+    }
+
+    /// The answers to messages the component never answered. Untaken ones are released,
+    /// as a message the application never saw: redelivered after [`RELEASE_DELAY`], since
+    /// an undelayed `-NAK` races the unsubscribe that goes with it. The suspects of a lost
+    /// instance wait [`SUSPECT_DELAY`]. Ack policy `none`: nothing is sent.
+    pub fn hand_back(&self) -> HandBack {
+        HandBack {
+            untaken: self.decide(Outcome::Release, 1),
+            suspect: (self.ack_policy != AckPolicy::None)
+                .then_some(Answer::Nak(Some(SUSPECT_DELAY))),
+        }
     }
 
     fn nak_delay(&self, delivered: u64) -> Option<Duration> {
@@ -101,6 +136,26 @@ mod tests {
     }
 
     #[test]
+    fn what_the_component_never_answered_goes_back_delayed_unless_nothing_is_sent() {
+        let explicit = redelivery(AckPolicy::Explicit, Duration::from_secs(30), &[5_000]);
+        assert_eq!(
+            explicit.hand_back(),
+            HandBack {
+                untaken: Some(Answer::Nak(Some(RELEASE_DELAY))),
+                suspect: Some(Answer::Nak(Some(SUSPECT_DELAY))),
+            }
+        );
+        let none = redelivery(AckPolicy::None, Duration::ZERO, &[]);
+        assert_eq!(
+            none.hand_back(),
+            HandBack {
+                untaken: None,
+                suspect: None
+            }
+        );
+    }
+
+    #[test]
     fn answers_follow_status_and_policy() {
         let wait = Duration::from_secs(2);
         let explicit = redelivery(AckPolicy::Explicit, wait, &[]);
@@ -115,7 +170,7 @@ mod tests {
         assert_eq!(immediate.decide(Outcome::Retry, 3), Some(Answer::Nak(None)));
         assert_eq!(
             explicit.decide(Outcome::Release, 3),
-            Some(Answer::Nak(None))
+            Some(Answer::Nak(Some(RELEASE_DELAY)))
         );
         let none = redelivery(AckPolicy::None, wait, &[100]);
         for outcome in [

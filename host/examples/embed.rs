@@ -9,7 +9,7 @@
 //! docs do with `nats stream add`.
 
 use jetstream_pubsub_host::provision::{Storage, StreamSpec, add_stream};
-use jetstream_pubsub_host::{AppStatus, ConnectionSettings, Message, Runtime};
+use jetstream_pubsub_host::{AppStatus, Message, Runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,16 +20,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         storage: Storage::File,
         replicas: 1,
     };
-    add_stream(&ConnectionSettings::from_url(&url), &stream).await?;
-
     // The ten lines an embedder writes:
     let runtime = Runtime::new()?;
-    let pubsub = runtime
-        .pubsub(vec![
-            ("natsURL".into(), url),
-            ("deliverPolicy".into(), "new".into()),
-        ])
-        .await?;
+    let metadata = vec![
+        ("natsURL".into(), url),
+        ("deliverPolicy".into(), "new".into()),
+    ];
+    // Provisioning uses the servers and credentials the component reads in the metadata.
+    add_stream(&runtime.connection_settings(&metadata).await?, &stream).await?;
+    let pubsub = runtime.pubsub(metadata).await?;
     let (done, mut received) = tokio::sync::mpsc::unbounded_channel();
     let subscription = pubsub
         .subscribe("example.greetings", move |message: Message| {

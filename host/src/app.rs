@@ -48,7 +48,8 @@ pub enum AppStatus {
     Drop,
     /// Never handled: the application could not be reached before it saw the message (its
     /// channel closed, as when a Dapr sidecar ends a stream). The message goes back to the
-    /// server for redelivery at once, without the retry delay, since no attempt was made.
+    /// server for redelivery within a second, without the retry delay or the ack wait,
+    /// since no attempt was made.
     Release,
 }
 

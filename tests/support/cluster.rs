@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use jetstream_pubsub_host::ConnectionSettings;
 use jetstream_pubsub_host::nats_server::{NatsServer, ServerError, ServerOptions, free_port};
 use jetstream_pubsub_host::provision::{self, Storage, StreamSpec};
 
@@ -112,7 +111,7 @@ impl Cluster {
             storage: Storage::File,
             replicas,
         };
-        let settings = ConnectionSettings::from_url(&self.urls());
+        let settings = super::settings(&self.urls()).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match provision::add_stream(&settings, &spec).await {

@@ -99,6 +99,19 @@ impl Serve {
         self.stderr.lock().expect("stderr lock").clone()
     }
 
+    /// Waits until the process has written `text` to stderr; fails the test after a while.
+    pub async fn wait_for_stderr(&self, text: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !self.stderr().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "serve never wrote {text:?}: {}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A client that names `instance` in every call, as daprd does.
     pub async fn client(&self, instance: &str) -> Client {
         client(&self.socket, instance).await

@@ -35,6 +35,17 @@ pub fn server() -> NatsServer {
         .expect("nats-server starts (apt-get install -y nats-server)")
 }
 
+/// The connection settings the component reads from `natsURL` = `url`, for provisioning.
+pub async fn settings(url: &str) -> ConnectionSettings {
+    // One runtime for every test of the process: reading settings connects nothing.
+    static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(runtime)
+        .connection_settings(&metadata(&[("natsURL", url)]))
+        .await
+        .expect("the component reads the server URLs")
+}
+
 /// Creates a file stream named `name` on `subjects`.
 pub async fn stream(server: &NatsServer, name: &str, subjects: &[&str]) {
     let spec = StreamSpec {
@@ -43,7 +54,7 @@ pub async fn stream(server: &NatsServer, name: &str, subjects: &[&str]) {
         storage: Storage::File,
         replicas: 1,
     };
-    provision::add_stream(&ConnectionSettings::from_url(&server.url()), &spec)
+    provision::add_stream(&settings(&server.url()).await, &spec)
         .await
         .expect("stream created");
 }

@@ -67,7 +67,7 @@ pub(super) fn new_message(redelivery: &Redelivery, delivery: transport::Delivery
     }
 }
 
-fn ack_kind(answer: Answer) -> transport::AckKind {
+pub(super) fn ack_kind(answer: Answer) -> transport::AckKind {
     match answer {
         Answer::Ack => transport::AckKind::Ack,
         Answer::Nak(delay) => transport::AckKind::Nak(delay.map(nanos)),

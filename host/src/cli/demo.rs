@@ -9,7 +9,7 @@ use clap::Args;
 use jetstream_pubsub_host::cloudevent::Envelope;
 use jetstream_pubsub_host::nats_server::{NatsServer, ServerOptions, is_listening};
 use jetstream_pubsub_host::provision::{self, Storage, StreamSpec};
-use jetstream_pubsub_host::{AppStatus, BulkEntry, ConnectionSettings, Message, Runtime};
+use jetstream_pubsub_host::{AppStatus, BulkEntry, Message, Runtime};
 
 use super::{Failure, SandboxArgs};
 
@@ -45,12 +45,10 @@ struct Received {
 
 pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
     let (url, _server) = server(&args.url)?;
+    let connection = vec![("natsURL".to_string(), url.clone())];
     let runtime = args
         .sandbox
-        .builder(
-            args.wasm.as_deref(),
-            &vec![("natsURL".to_string(), url.clone())],
-        )?
+        .builder(args.wasm.as_deref(), &connection)?
         .build()
         .map_err(|err| Failure::Usage(err.to_string()))?;
 
@@ -60,7 +58,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
         .unwrap_or_default();
     let stream = format!("DEMO_{run_id}");
     let topic = format!("demo.{run_id}.orders");
-    let settings = ConnectionSettings::from_url(&url);
+    let settings = runtime.connection_settings(&connection).await?;
     let spec = StreamSpec {
         name: stream.clone(),
         subjects: vec![topic.clone()],

@@ -23,6 +23,38 @@ use jetstream_pubsub_host::{Metadata, PubSub, Runtime, RuntimeBuilder, SandboxPo
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines (stderr) are written: `text` for people, `json` (one object a line:
+    /// timestamp, level, target, fields) for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// The log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Sets up the log: the level from `JETSTREAM_PUBSUB_LOG` (default `warn`), to stderr.
+/// Text is coloured only when stderr is a terminal and `NO_COLOR` is unset or empty
+/// (no-color.org), so a log redirected to a file carries no escape codes.
+fn init_log(format: LogFormat) {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("JETSTREAM_PUBSUB_LOG")
+        .unwrap_or_else(|_| "warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => {
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+            builder
+                .with_ansi(std::io::stderr().is_terminal() && !no_color)
+                .init()
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -170,13 +202,18 @@ pub(crate) enum Failure {
     Usage(String),
     /// The operation failed: exit 1.
     Failed(String),
+    /// Nothing happened in the time given (`subscribe --timeout` without `--count`, and no
+    /// message): exit 3.
+    Nothing(String),
 }
 
 impl Failure {
     /// What the command prints after `error: `.
     pub(crate) fn message(&self) -> &str {
         match self {
-            Failure::Usage(message) | Failure::Failed(message) => message,
+            Failure::Usage(message) | Failure::Failed(message) | Failure::Nothing(message) => {
+                message
+            }
         }
     }
 }
@@ -251,13 +288,7 @@ impl ComponentArgs {
 
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("JETSTREAM_PUBSUB_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_log(cli.log_format);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Command::Bench(args) = &cli.command
         && let Some(workers) = args.workers()
@@ -290,6 +321,10 @@ pub(crate) fn main() -> ExitCode {
         Err(Failure::Failed(message)) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
+        }
+        Err(Failure::Nothing(message)) => {
+            eprintln!("{message}");
+            ExitCode::from(3)
         }
     }
 }

@@ -45,12 +45,16 @@ fn parse_mode(text: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("expected an octal mode such as 660, got {text:?}"))
 }
 
-/// The socket path: the flag, or the name in daprd's folder.
-fn socket_path(flag: Option<PathBuf>) -> PathBuf {
+/// The socket path: the flag, or the name in daprd's folder (`variable` reads the
+/// environment).
+fn socket_path(
+    flag: Option<PathBuf>,
+    variable: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> PathBuf {
     flag.unwrap_or_else(|| {
         let folder = [DAPRD_FOLDER_VARIABLE, SDK_FOLDER_VARIABLE]
             .iter()
-            .find_map(|name| std::env::var_os(name).filter(|value| !value.is_empty()))
+            .find_map(|name| variable(name).filter(|value| !value.is_empty()))
             .map_or_else(|| PathBuf::from(DEFAULT_FOLDER), PathBuf::from);
         folder.join(SOCKET_NAME)
     })
@@ -93,7 +97,7 @@ impl Drop for SocketFile {
 
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let mut signals = ShutdownSignals::install();
-    let path = socket_path(args.socket);
+    let path = socket_path(args.socket, |name| std::env::var_os(name));
     if let Some(folder) = path
         .parent()
         .filter(|folder| !folder.as_os_str().is_empty())
@@ -148,6 +152,40 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_socket_is_in_daprds_folder_then_the_sdks_then_the_default() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| std::ffi::OsString::from(value))
+            }
+        };
+        let both = env(&[
+            ("DAPR_COMPONENTS_SOCKETS_FOLDER", "/daprd"),
+            ("DAPR_COMPONENT_SOCKETS_FOLDER", "/sdk"),
+        ]);
+        assert_eq!(
+            socket_path(None, both),
+            PathBuf::from("/daprd/jetstream-wasm.sock")
+        );
+        let sdk = env(&[
+            ("DAPR_COMPONENTS_SOCKETS_FOLDER", ""),
+            ("DAPR_COMPONENT_SOCKETS_FOLDER", "/sdk"),
+        ]);
+        assert_eq!(
+            socket_path(None, sdk),
+            PathBuf::from("/sdk/jetstream-wasm.sock")
+        );
+        assert_eq!(
+            socket_path(None, env(&[])),
+            PathBuf::from("/tmp/dapr-components-sockets/jetstream-wasm.sock")
+        );
+        let flag = Some(PathBuf::from("/elsewhere/x.sock"));
+        assert_eq!(socket_path(flag, both), PathBuf::from("/elsewhere/x.sock"));
+    }
 
     #[test]
     fn modes_are_octal_and_at_most_777() {

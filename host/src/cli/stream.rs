@@ -1,7 +1,6 @@
 //! `jetstream-pubsub stream add`.
 
 use clap::{Args, Subcommand};
-use jetstream_pubsub_host::ConnectionSettings;
 use jetstream_pubsub_host::provision::{self, Storage, StreamSpec};
 
 use super::{ComponentArgs, Failure};
@@ -39,17 +38,17 @@ pub(crate) async fn run(command: StreamCommand) -> Result<(), Failure> {
 }
 
 async fn add(args: AddArgs) -> Result<(), Failure> {
-    let settings = match &args.url {
-        Some(url) => ConnectionSettings::from_url(url),
-        None => {
-            let metadata = args.component.manifest()?.metadata;
-            args.component
-                .runtime(&metadata)?
-                .connection_settings(&metadata)
-                .await
-                .map_err(|err| Failure::Usage(err.to_string()))?
-        }
+    // The component reads the servers (and credentials) either way: `--url` is `natsURL`.
+    let metadata = match &args.url {
+        Some(url) => vec![("natsURL".to_string(), url.clone())],
+        None => args.component.manifest()?.metadata,
     };
+    let settings = args
+        .component
+        .runtime(&metadata)?
+        .connection_settings(&metadata)
+        .await
+        .map_err(|err| Failure::Usage(err.to_string()))?;
     let spec = StreamSpec {
         name: args.name,
         subjects: args.subjects,

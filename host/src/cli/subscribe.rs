@@ -22,8 +22,9 @@ pub(crate) struct SubscribeArgs {
     /// Exit 0 after this many messages.
     #[arg(long)]
     count: Option<u64>,
-    /// Stop after SECS, failing (exit 1): before `--count` messages arrived, or at all when no
-    /// `--count` is given (the messages received are handled and acknowledged first).
+    /// Stop after SECS (the messages received are handled and acknowledged first). With
+    /// `--count`, fewer messages by then is a failure (exit 1); without it, the normal end
+    /// (exit 0), unless no message arrived at all (exit 3).
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
     /// POST each message to this URL, as the Dapr sidecar delivers to an app, instead of
@@ -233,10 +234,11 @@ pub(crate) async fn run(args: SubscribeArgs) -> Result<(), Failure> {
         _ = async { match timeout { Some(t) => tokio::time::sleep(t).await, None => std::future::pending().await } } => {
             let acked = quota.acked();
             let secs = timeout.unwrap_or_default().as_secs_f64();
-            Err(Failure::Failed(match args.count {
-                Some(count) => format!("timed out after {secs}s: {what} {acked} of {count} messages"),
-                None => format!("timed out after {secs}s: {what} {acked} messages"),
-            }))
+            match args.count {
+                Some(count) => Err(Failure::Failed(format!("timed out after {secs}s: {what} {acked} of {count} messages"))),
+                None if acked == 0 => Err(Failure::Nothing(format!("no message {what} in {secs}s"))),
+                None => Ok(()),
+            }
         }
         _ = signals.received() => Ok(()),
     };

@@ -94,7 +94,7 @@ impl Server {
 
     /// Serves on `listener` until `shutdown` resolves. Then new streams and Inits are
     /// refused, every stream ends gracefully (messages taken but not answered by daprd go
-    /// back to the server at once, unanswered messages not yet sent stay with it), every
+    /// back to the server, redelivered within a second), every
     /// instance is closed, and the server returns once the connections are done.
     pub async fn serve(
         self,

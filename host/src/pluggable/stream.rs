@@ -222,6 +222,10 @@ pub(crate) async fn open(
                 },
             }
         };
+        // Nothing new is taken from here on: a message released below comes straight
+        // back to this subscription, and must wait in it to be handed back after the
+        // unsubscribe, not be taken again and released again in a loop.
+        subscription.pause();
         let out = outstanding.end();
         match subscription.stop().await {
             Ok(()) => {

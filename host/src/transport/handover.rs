@@ -21,9 +21,16 @@ use futures::{FutureExt as _, StreamExt as _};
 use super::subscription::ack_body;
 use crate::bindings::transport::AckKind;
 
-/// How long a delivery that was in the component's hands when it failed stays away, so
-/// the others get through before it comes back.
-pub(crate) const SUSPECT_DELAY_NS: u64 = 1_000_000_000;
+/// The component's answers to the messages it never answered (`subscription.hand-back`):
+/// the host sends them, it does not choose them. None leaves a message to the ack wait,
+/// which is also what happens before the component has said.
+#[derive(Clone, Default)]
+pub(crate) struct HandBack {
+    /// For messages never taken.
+    pub(crate) untaken: Option<AckKind>,
+    /// For deliveries a lost instance held.
+    pub(crate) suspect: Option<AckKind>,
+}
 
 /// Where a subscription's lost instances leave their subscribers for the next one. Shared
 /// by every instance of one subscription; what nobody takes over is handed back to the
@@ -42,6 +49,8 @@ pub(crate) struct Parked {
     pub(crate) subscriber: async_nats::Subscriber,
     /// Deliveries the lost instance held, to be handed out again one per batch.
     pub(crate) replay: VecDeque<async_nats::Message>,
+    /// The component's answers, until the replacement gives its own.
+    pub(crate) hand_back: HandBack,
 }
 
 /// What becomes of the messages a lost instance held.
@@ -121,7 +130,7 @@ impl Parked {
         let suspects = self.replay.drain(..).filter_map(|message| message.reply);
         let suspects: Vec<_> = suspects.collect();
         let untouched = drain_buffered(&mut self.subscriber);
-        hand_back(&self.client, suspects, untouched);
+        hand_back(&self.client, &self.hand_back, suspects, untouched);
         // Dropping the subscriber unsubscribes.
     }
 }
@@ -140,12 +149,48 @@ pub(crate) fn drain_buffered(subscriber: &mut async_nats::Subscriber) -> Vec<asy
     replies
 }
 
-/// Returns messages to the server without waiting: `suspects` with a delayed `-NAK` (one
-/// of them may be a poison message), `untouched` with a plain one, so the server
-/// redelivers them now rather than after the ack wait. Outside a Tokio runtime there is
-/// no way to send, and the ack wait brings them back.
+/// Unsubscribes and takes the messages that reached the client before the unsubscribe
+/// went out: the buffered ones and those the client had read but not yet handed over. A
+/// plain unsubscribe drops the latter; async-nats's drain delivers them, then ends the
+/// subscriber. Messages the server sent after that are dropped by the client and come back
+/// after the ack wait: that is why nothing is handed back undelayed while a subscriber is
+/// going away (a redelivery would race the unsubscribe). Should the drain not end (the
+/// connection is down), what is buffered after [`DRAIN_WAIT`] is taken.
+pub(crate) async fn drain(subscriber: &mut async_nats::Subscriber) -> Vec<async_nats::Subject> {
+    if subscriber.drain().await.is_err() {
+        let _ = subscriber.unsubscribe().await;
+        return drain_buffered(subscriber);
+    }
+    let mut replies = Vec::new();
+    let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, subscriber.next()).await {
+            Ok(Some(message)) => {
+                if message.status.is_none()
+                    && let Some(reply) = message.reply
+                {
+                    replies.push(reply);
+                }
+            }
+            Ok(None) => break,
+            Err(_elapsed) => {
+                replies.extend(drain_buffered(subscriber));
+                break;
+            }
+        }
+    }
+    replies
+}
+
+/// How long [`drain`] waits for the server to confirm the unsubscribe.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Returns messages to the server without waiting, with the component's answers:
+/// `suspects` (deliveries a lost instance held) and `untouched` (messages never taken).
+/// Outside a Tokio runtime there is no way to send, and the ack wait brings them back.
 pub(crate) fn hand_back(
     client: &async_nats::Client,
+    answers: &HandBack,
     suspects: Vec<async_nats::Subject>,
     untouched: Vec<async_nats::Subject>,
 ) {
@@ -155,22 +200,24 @@ pub(crate) fn hand_back(
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let client = client.clone();
-    runtime.spawn(async move { send_back(&client, suspects, untouched).await });
+    let (client, answers) = (client.clone(), answers.clone());
+    runtime.spawn(async move { send_back(&client, &answers, suspects, untouched).await });
 }
 
-/// Sends the `-NAK`s of [`hand_back`] and waits until they are written.
+/// Sends the answers of [`hand_back`] and waits until they are written.
 pub(crate) async fn send_back(
     client: &async_nats::Client,
+    answers: &HandBack,
     suspects: Vec<async_nats::Subject>,
     untouched: Vec<async_nats::Subject>,
 ) {
-    let delayed = ack_body(&AckKind::Nak(Some(SUSPECT_DELAY_NS)));
-    for reply in suspects {
-        let _ = client.publish(reply, delayed.clone()).await;
-    }
-    for reply in untouched {
-        let _ = client.publish(reply, ack_body(&AckKind::Nak(None))).await;
+    let batches = [(&answers.suspect, suspects), (&answers.untaken, untouched)];
+    for (answer, replies) in batches {
+        let Some(answer) = answer else { continue };
+        let body = ack_body(answer);
+        for reply in replies {
+            let _ = client.publish(reply, body.clone()).await;
+        }
     }
     let _ = client.flush().await;
 }

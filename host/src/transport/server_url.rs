@@ -72,27 +72,9 @@ pub(crate) fn credentials(servers: &[ServerAddr]) -> Option<Credentials> {
 
 /// `%XX` escapes of a URL component decoded (invalid escapes are kept as written).
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// `url` for a message or a log line: `scheme://host:port` as parsed, user info masked
@@ -133,19 +115,21 @@ pub(crate) fn redacted_servers(servers: &[String]) -> String {
         .join(",")
 }
 
-/// Removes any user info of the server URLs from a library message.
+/// Removes any user info of the server URLs from a library message: the user info as
+/// written in each URL (`user:password`, or a token) becomes `***`.
 pub(crate) fn redact(text: &str, servers: &[String]) -> String {
     let mut text = text.to_string();
     for server in servers {
-        if let Some((userinfo, _)) = server
-            .split_once("://")
-            .map(|(_, r)| r)
-            .unwrap_or(server)
-            .rsplit_once('@')
-            && !userinfo.is_empty()
-        {
-            text = text.replace(userinfo, "***");
-        }
+        // As the connection reads it: a URL without a scheme is a `nats://` one.
+        let Ok(address) = server.trim().parse::<ServerAddr>() else {
+            continue;
+        };
+        let user_info = match (address.username(), address.password()) {
+            (None, _) => continue,
+            (Some(user), None) => user.to_string(),
+            (Some(user), Some(password)) => format!("{user}:{password}"),
+        };
+        text = text.replace(&user_info, "***");
     }
     text
 }
@@ -219,14 +203,15 @@ mod tests {
             "tls://tok3n@h2".into(),
             "h3:4222".into(),
             "nats://x\n@bad url".into(),
+            "bob:pa55@h4:4222".into(),
         ];
         assert_eq!(
             redacted_servers(&servers),
-            "nats://***@h:4222,tls://***@h2:4222,nats://h3:4222,\"***@bad url\""
+            "nats://***@h:4222,tls://***@h2:4222,nats://h3:4222,\"***@bad url\",nats://***@h4:4222"
         );
         assert_eq!(
-            redact("failed alice:s3cret and tok3n", &servers),
-            "failed *** and ***"
+            redact("failed alice:s3cret and tok3n, bob:pa55", &servers),
+            "failed *** and ***, ***"
         );
     }
 }

@@ -11,7 +11,7 @@ use wasmtime::component::Resource;
 use super::TransportError;
 use super::ack_subject;
 use super::connect::SharedClient;
-use super::handover::{self, Handover, Parked, Triage};
+use super::handover::{self, HandBack, Handover, Parked, Triage};
 use super::unanswered::{Pending, Unanswered};
 use crate::bindings::transport::{self, AckKind, Delivery};
 use crate::instance::InstanceState;
@@ -32,6 +32,8 @@ pub struct SubscriptionHandle {
     stop: watch::Receiver<bool>,
     /// Sends in-progress for unanswered deliveries, when the component asked for it.
     keep_alive: Option<tokio::task::JoinHandle<()>>,
+    /// The component's answers to what it never answers itself.
+    hand_back: HandBack,
     /// Parallel mode's handlers run on tasks of their own, at most `size` at once (set by
     /// the first `deliver-batch`); `unsubscribe` waits for them all.
     handler_slots: Option<HandlerSlots>,
@@ -52,7 +54,8 @@ impl Drop for SubscriptionHandle {
     /// instance is lost parks its subscriber for the instance that replaces this one, with
     /// the deliveries to replay ([`handover`]); only a lone delivery in hand (the likely
     /// culprit) goes back to the server, with a delayed `-NAK`. Without a replacement,
-    /// deliveries held go back delayed and messages buffered but never taken at once.
+    /// deliveries held and messages buffered but never taken get the component's
+    /// `hand-back` answers.
     fn drop(&mut self) {
         if let Some(task) = self.keep_alive.take() {
             // Handlers still running on tasks of their own outlive the instance: their
@@ -82,6 +85,7 @@ impl Drop for SubscriptionHandle {
                         queue_group: self.queue_group.take(),
                         subscriber,
                         replay,
+                        hand_back: self.hand_back.clone(),
                     });
                     (culprit.into_iter().collect(), Vec::new())
                 }
@@ -96,7 +100,7 @@ impl Drop for SubscriptionHandle {
                 }
             };
         let suspects = suspects.into_iter().filter_map(|message| message.reply);
-        handover::hand_back(&self.client, suspects.collect(), untouched);
+        handover::hand_back(&self.client, &self.hand_back, suspects.collect(), untouched);
     }
 }
 
@@ -136,6 +140,7 @@ impl SubscriptionHandle {
             unanswered: Arc::new(Mutex::new(Unanswered::starting_at(1))),
             stop,
             keep_alive: None,
+            hand_back: HandBack::default(),
             handler_slots: None,
         }
     }
@@ -152,8 +157,9 @@ impl SubscriptionHandle {
             queue_group,
             subscriber,
             replay,
+            hand_back,
         } = parked;
-        let handle = Self::new(
+        let mut handle = Self::new(
             client,
             deliver_subject,
             queue_group,
@@ -162,6 +168,7 @@ impl SubscriptionHandle {
             handover,
         );
         lock(&handle.unanswered).replay(replay);
+        handle.hand_back = hand_back;
         handle
     }
 
@@ -232,16 +239,16 @@ impl SubscriptionHandle {
     }
 
     /// Unsubscribes, and returns the reply subjects of the messages never taken (buffered,
-    /// or waiting to be replayed): they go back at once with `-NAK`, for another
-    /// subscriber of the consumer, instead of waiting out the ack wait.
+    /// or waiting to be replayed, and the ones the client had read): they get the
+    /// component's `untaken` answer, for another subscriber of the consumer, instead of
+    /// waiting out the ack wait.
     async fn stop_listening(&mut self) -> Vec<async_nats::Subject> {
         let waiting = lock(&self.unanswered).take_replay();
         let mut untaken: Vec<_> = waiting.into_iter().filter_map(|m| m.reply).collect();
         if let Lifecycle::Active(mut subscriber) =
             std::mem::replace(&mut self.state, Lifecycle::Closed)
         {
-            let _ = subscriber.unsubscribe().await;
-            untaken.extend(handover::drain_buffered(&mut subscriber));
+            untaken.extend(handover::drain(&mut subscriber).await);
         }
         untaken
     }
@@ -427,6 +434,16 @@ impl transport::HostSubscription for InstanceState {
         Ok(())
     }
 
+    async fn hand_back(
+        &mut self,
+        this: Resource<SubscriptionHandle>,
+        untaken: Option<AckKind>,
+        suspect: Option<AckKind>,
+    ) -> wasmtime::Result<()> {
+        self.table.get_mut(&this)?.hand_back = HandBack { untaken, suspect };
+        Ok(())
+    }
+
     async fn unsubscribe(
         &mut self,
         this: Resource<SubscriptionHandle>,
@@ -434,7 +451,13 @@ impl transport::HostSubscription for InstanceState {
         let _host = self.host_time();
         let subscription = self.table.get_mut(&this)?;
         let untaken = subscription.stop_listening().await;
-        handover::send_back(&subscription.client, Vec::new(), untaken).await;
+        handover::send_back(
+            &subscription.client,
+            &subscription.hand_back,
+            Vec::new(),
+            untaken,
+        )
+        .await;
         // Handlers still running answer their messages before the consumer is left alone,
         // and answers already queued must reach the server.
         subscription.handlers_finished().await;
@@ -445,7 +468,12 @@ impl transport::HostSubscription for InstanceState {
     async fn drop(&mut self, this: Resource<SubscriptionHandle>) -> wasmtime::Result<()> {
         let mut subscription = self.take_subscription(this)?;
         let untaken = subscription.stop_listening().await;
-        handover::hand_back(&subscription.client, Vec::new(), untaken);
+        handover::hand_back(
+            &subscription.client,
+            &subscription.hand_back,
+            Vec::new(),
+            untaken,
+        );
         Ok(())
     }
 }

@@ -1,0 +1,286 @@
+//! Publishing: the one instance a `PubSub` publishes through, replaced after a trap, and
+//! the component's verdicts on failed PubAcks.
+
+use crate::app::no_subscriber;
+use crate::bindings::{pubsub, types};
+use crate::error::Error;
+use crate::runtime::Instance;
+use crate::transport::{FailedPublish, PendingBatch};
+
+use super::{BulkEntry, BulkEntryResult, Metadata, PubSub, PublishAck, PublishRequest};
+
+/// The instance that publishes. A trap poisons an instance ("cannot enter component
+/// instance"); the next call gets a fresh, re-initialised one.
+pub(super) struct Publisher {
+    pub(super) instance: Instance,
+    pub(super) poisoned: bool,
+}
+
+impl Publisher {
+    /// A component that keeps pending acks instead of handing them back would, once it
+    /// holds the host's limit, have every later publish refused: its instance is replaced
+    /// on the next call instead, as after a trap.
+    fn replace_if_keeping_pending_acks(&mut self) {
+        let kept = self.instance.store.data().pending_acks();
+        if kept > 0 {
+            tracing::warn!(
+                kept,
+                "the component kept pending acks it never handed back; its instance will be replaced"
+            );
+            self.poisoned = true;
+        }
+    }
+}
+
+/// The refusals of a bulk publish of `entries` entries, placed by entry, checked against
+/// the `sent` messages: every entry is either refused or sent, in order.
+fn refusals_by_entry(
+    entries: usize,
+    sent: usize,
+    refused: Vec<(u32, types::Error)>,
+) -> Result<Vec<Option<types::Error>>, Error> {
+    if sent + refused.len() != entries {
+        return Err(Error::Trap(format!(
+            "the component sent {sent} messages and refused {} entries of a bulk publish of {entries}",
+            refused.len()
+        )));
+    }
+    let mut by_entry: Vec<Option<types::Error>> = (0..entries).map(|_| None).collect();
+    for (index, refusal) in refused {
+        match by_entry.get_mut(index as usize) {
+            Some(slot @ None) => *slot = Some(refusal),
+            _ => {
+                return Err(Error::Trap(format!(
+                    "the component refused entry {index} of a bulk publish of {entries} twice, or one that does not exist"
+                )));
+            }
+        }
+    }
+    Ok(by_entry)
+}
+
+/// Records a trap on the publisher, so the next call replaces the instance.
+pub(super) fn note_trap<T>(
+    publisher: &mut Publisher,
+    result: wasmtime::Result<T>,
+) -> Result<T, Error> {
+    result.map_err(|trap| {
+        publisher.poisoned = true;
+        tracing::error!(error = %format!("{trap:#}"), "the component trapped; its instance will be replaced");
+        Error::from(trap)
+    })
+}
+
+impl PubSub {
+    /// The publisher instance, replaced first if a trap poisoned it.
+    pub(super) async fn publisher(&self) -> Result<tokio::sync::MutexGuard<'_, Publisher>, Error> {
+        let mut publisher = self.publisher.lock().await;
+        if publisher.poisoned {
+            publisher.instance = self
+                .runtime
+                .initialised(no_subscriber(), &self.metadata)
+                .await?;
+            publisher.poisoned = false;
+        }
+        Ok(publisher)
+    }
+
+    /// Publishes a full request (content type, metadata).
+    pub async fn publish_request(&self, request: PublishRequest) -> Result<PublishAck, Error> {
+        let PublishRequest {
+            topic,
+            data,
+            content_type,
+            metadata,
+        } = request;
+        let request = types::PublishRequest {
+            topic,
+            data,
+            content_type,
+            metadata,
+        };
+        let pending = {
+            let mut publisher = self.publisher().await?;
+            let (api, store) = publisher.instance.call();
+            let sent = api.call_publish(store, &request).await;
+            let taken = match note_trap(&mut publisher, sent)? {
+                Ok(pending) => publisher
+                    .instance
+                    .store
+                    .data_mut()
+                    .take_pending_ack(pending)
+                    .map(Ok),
+                Err(refused) => Ok(Err(refused)),
+            };
+            publisher.replace_if_keeping_pending_acks();
+            note_trap(&mut publisher, taken)??
+        };
+        // The instance is free again while the PubAck travels: other publishes go ahead.
+        match pending.outcome().await {
+            Ok(ack) => Ok(ack.into()),
+            Err(failed) => Err(self.publish_failure(failed).await),
+        }
+    }
+
+    /// What a publish whose PubAck failed reports: the component's verdict. Should the
+    /// component be unable to give one (a trap, or an instance that cannot be re-created),
+    /// the failure is reported as retriable with the host's text, rather than replaced by
+    /// that other error: the message may or may not have been stored.
+    async fn publish_failure(&self, failed: FailedPublish) -> Error {
+        self.publish_verdict(failed).await.into()
+    }
+
+    /// The component's verdict on a failed publish, or the host's retriable fallback.
+    async fn publish_verdict(&self, failed: FailedPublish) -> types::Error {
+        let FailedPublish { subject, error } = failed;
+        let verdict = async {
+            let mut publisher = self.publisher().await?;
+            let (api, store) = publisher.instance.call();
+            let verdict = api.call_publish_failed(store, &subject, &error).await;
+            note_trap(&mut publisher, verdict)
+        }
+        .await;
+        match verdict {
+            Ok(verdict) => verdict,
+            Err(err) => {
+                let failure = crate::transport::describe(&error);
+                tracing::warn!(error = %err, failure = %failure, "the component gave no verdict on a failed publish; reported as retriable");
+                types::Error::Retriable(failure)
+            }
+        }
+    }
+
+    /// Publishes many entries to `topic`, pipelined; one result per entry, in order.
+    pub async fn bulk_publish(
+        &self,
+        topic: &str,
+        entries: Vec<BulkEntry>,
+        metadata: Metadata,
+    ) -> Result<Vec<BulkEntryResult>, Error> {
+        // The entry ids stay here and are paired with the outcomes, which come in order.
+        let (entry_ids, entries): (Vec<_>, Vec<_>) = entries
+            .into_iter()
+            .map(|e| {
+                let entry = types::BulkEntry {
+                    data: e.data,
+                    content_type: e.content_type,
+                    metadata: e.metadata,
+                };
+                (e.entry_id, entry)
+            })
+            .unzip();
+        let request = types::BulkPublishRequest {
+            topic: topic.to_string(),
+            entries,
+            metadata,
+        };
+        let (sent, refused) = {
+            let mut publisher = self.publisher().await?;
+            let (api, store) = publisher.instance.call();
+            let result = api.call_bulk_publish(store, &request).await;
+            let taken = match note_trap(&mut publisher, result)? {
+                Ok(pubsub::BulkSent { sent, refused }) => match sent {
+                    Some(sent) => publisher
+                        .instance
+                        .store
+                        .data_mut()
+                        .take_pending_batch(sent)
+                        .map(|sent| Ok((Some(sent), refused))),
+                    None => Ok(Ok((None, refused))),
+                },
+                Err(err) => Ok(Err(err)),
+            };
+            publisher.replace_if_keeping_pending_acks();
+            let (sent, refused) = note_trap(&mut publisher, taken)??;
+            let sent_count = sent.as_ref().map_or(0, PendingBatch::len);
+            // A component that loses or invents entries is replaced like one that trapped.
+            // What it did send may have been stored; the caller learns that the bulk failed.
+            let refused = refusals_by_entry(entry_ids.len(), sent_count, refused)
+                .inspect_err(|_| publisher.poisoned = true)?;
+            (sent, refused)
+        };
+        // The instance is free again while the PubAcks travel.
+        let mut acks = match sent {
+            Some(sent) => sent.outcomes().await,
+            None => Vec::new(),
+        }
+        .into_iter();
+        // One verdict per distinct failure: a batch that failed as a whole (the stream
+        // gone, the server away) costs one call into the component, not one per entry.
+        let mut verdicts: Vec<(String, types::Error)> = Vec::new();
+        let mut results = Vec::with_capacity(entry_ids.len());
+        for (entry_id, refusal) in entry_ids.into_iter().zip(refused) {
+            let outcome = match refusal {
+                Some(refusal) => Err(refusal.into()),
+                None => match acks.next() {
+                    Some(Ok(ack)) => Ok(ack.into()),
+                    Some(Err(failed)) => {
+                        let failure = crate::transport::describe(&failed.error);
+                        let verdict = match verdicts.iter().find(|(seen, _)| *seen == failure) {
+                            Some((_, verdict)) => verdict.clone(),
+                            None => {
+                                let verdict = self.publish_verdict(failed).await;
+                                verdicts.push((failure, verdict.clone()));
+                                verdict
+                            }
+                        };
+                        Err(verdict.into())
+                    }
+                    // refusals_by_entry checked that every entry not refused was sent.
+                    None => Err(Error::Trap(
+                        "the component sent fewer messages than entries".into(),
+                    )),
+                },
+            };
+            results.push(BulkEntryResult { entry_id, outcome });
+        }
+        Ok(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(text: &str) -> types::Error {
+        types::Error::InvalidMetadata(text.to_string())
+    }
+
+    #[test]
+    fn refusals_are_placed_by_entry_between_the_sent_messages() {
+        let placed =
+            refusals_by_entry(4, 2, vec![(1, refusal("second")), (3, refusal("fourth"))]).unwrap();
+        let texts: Vec<_> = placed
+            .iter()
+            .map(|slot| match slot {
+                Some(types::Error::InvalidMetadata(text)) => Some(text.as_str()),
+                Some(other) => panic!("unexpected {other:?}"),
+                None => None,
+            })
+            .collect();
+        assert_eq!(texts, vec![None, Some("second"), None, Some("fourth")]);
+        assert!(refusals_by_entry(0, 0, Vec::new()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_component_that_loses_or_invents_entries_is_caught() {
+        let err = refusals_by_entry(3, 1, vec![(0, refusal("x"))]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            Error::Trap(
+                "the component sent 1 messages and refused 1 entries of a bulk publish of 3".into()
+            )
+            .to_string()
+        );
+        for refused in [
+            vec![(0, refusal("x")), (0, refusal("again"))],
+            vec![(0, refusal("x")), (2, refusal("beyond"))],
+        ] {
+            let err = refusals_by_entry(2, 0, refused).unwrap_err();
+            assert!(
+                matches!(&err, Error::Trap(text) if text.contains("twice, or one that does not exist")),
+                "{err:?}"
+            );
+        }
+    }
+}
