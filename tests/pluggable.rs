@@ -257,6 +257,39 @@ async fn wait_settled(
     }
 }
 
+/// Receives and acknowledges `m{n}` for every `n` of `numbers` on `pull`, each once and
+/// nothing else, long before the 60 s ack wait of [`docs_metadata`]: only released messages
+/// come back that soon. Fails naming what came and the consumer's state; the consumer's
+/// settled info otherwise.
+async fn receive_released(
+    pull: &mut Pull,
+    url: &str,
+    durable: &str,
+    numbers: std::ops::RangeInclusive<u32>,
+) -> async_nats::jetstream::consumer::Info {
+    let want: BTreeSet<String> = numbers.map(|n| format!("m{n}")).collect();
+    let started = Instant::now();
+    let mut got = BTreeSet::new();
+    while got.len() < want.len() {
+        let Some(Ok(Some(message))) = pull.within(Duration::from_secs(30)).await else {
+            let info = support::consumer_info(url, "ORDERS", durable).await;
+            panic!("got only {got:?} of {want:?}; consumer: {info:?}");
+        };
+        got.insert(text(&message));
+        pull.ack(&message).await;
+    }
+    assert_eq!(
+        got, want,
+        "nothing lost, nothing acknowledged delivered again"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the unanswered messages came back only after {:?}: they waited for the ack wait (60 s) instead of being released",
+        started.elapsed()
+    );
+    wait_settled(url, "ORDERS", durable).await
+}
+
 #[tokio::test]
 async fn the_cloud_event_id_deduplicates_every_dapr_publish() {
     let server = support::server();
@@ -426,25 +459,9 @@ async fn a_cancelled_stream_gives_its_messages_back_at_once_and_the_next_resumes
             .await
             .unwrap();
     }
-    let started = Instant::now();
     let mut pull = Pull::open(&mut dapr, "orders.created").await.unwrap();
-    let mut got = BTreeSet::new();
-    while got.len() < 6 {
-        let Some(Ok(Some(message))) = pull.within(Duration::from_secs(30)).await else {
-            let info = support::consumer_info(&url, "ORDERS", "resumed").await;
-            panic!("the second stream got only {got:?}; consumer: {info:?}");
-        };
-        got.insert(text(&message));
-        pull.ack(&message).await;
-    }
-    let want: BTreeSet<String> = (2..=7).map(|n| format!("m{n}")).collect();
-    assert_eq!(got, want, "nothing lost, m1 not delivered again");
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "m2 came back only after {:?}: it waited for ackWait (60s) instead of being released",
-        started.elapsed()
-    );
-    let settled = wait_settled(&url, "ORDERS", "resumed").await;
+    // m1 was acked: it must not come again; m2 was released.
+    let settled = receive_released(&mut pull, &url, "resumed", 2..=7).await;
     assert_eq!(settled.ack_floor.stream_sequence, 7);
 }
 
@@ -633,29 +650,13 @@ async fn sigterm_with_messages_in_flight_loses_none() {
         Some(Err(status)) => panic!("the stream failed: {status:?}"),
     }
 
-    let started = Instant::now();
     let serve = Serve::start(&[]);
     let mut dapr = serve.client("orders-pubsub").await;
     init(&mut dapr, &docs_metadata(&url, "survivor", ""))
         .await
         .unwrap();
     let mut pull = Pull::open(&mut dapr, "orders.created").await.unwrap();
-    let mut got = BTreeSet::new();
-    while got.len() < 19 {
-        let Some(Ok(Some(message))) = pull.within(Duration::from_secs(30)).await else {
-            let info = support::consumer_info(&url, "ORDERS", "survivor").await;
-            panic!("the new process got only {got:?}; consumer: {info:?}");
-        };
-        got.insert(text(&message));
-        pull.ack(&message).await;
-    }
-    let want: BTreeSet<String> = (2..=20).map(|n| format!("m{n}")).collect();
-    assert_eq!(got, want);
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "the unanswered messages waited for ackWait instead of going back at once"
-    );
-    let settled = wait_settled(&url, "ORDERS", "survivor").await;
+    let settled = receive_released(&mut pull, &url, "survivor", 2..=20).await;
     assert_eq!(settled.ack_floor.stream_sequence, 20);
 }
 
