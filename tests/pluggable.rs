@@ -133,11 +133,12 @@ async fn reflection_lists_the_pubsub_service_in_v1alpha_and_v1() {
 
 #[tokio::test]
 async fn a_docs_component_publishes_bulk_publishes_and_delivers_with_acks() {
-    let server = support::server();
-    support::stream(&server, "ORDERS", &["orders.>"]).await;
-    let serve = Serve::start(&[]);
-    let mut dapr = serve.client("orders-pubsub").await;
-    let url = server.url();
+    let Stage {
+        server,
+        url,
+        serve: _serve,
+        mut dapr,
+    } = stage().await;
     init(
         &mut dapr,
         &docs_metadata(&url, "orders-durable", "orders-workers"),
@@ -234,6 +235,28 @@ async fn a_docs_component_publishes_bulk_publishes_and_delivers_with_acks() {
     assert_eq!(settled.delivered.consumer_sequence, 3, "no redelivery");
 }
 
+/// The usual stage: a nats-server with the stream ORDERS (`orders.>`), a `serve` process, and
+/// daprd's client for the component instance `orders-pubsub` (not initialised yet).
+struct Stage {
+    server: NatsServer,
+    url: String,
+    serve: Serve,
+    dapr: daprd::Client,
+}
+
+async fn stage() -> Stage {
+    let server = support::server();
+    support::stream(&server, "ORDERS", &["orders.>"]).await;
+    let serve = Serve::start(&[]);
+    let dapr = serve.client("orders-pubsub").await;
+    Stage {
+        url: server.url(),
+        server,
+        serve,
+        dapr,
+    }
+}
+
 /// Waits until the consumer has nothing pending or unanswered.
 async fn wait_settled(
     url: &str,
@@ -254,6 +277,15 @@ async fn wait_settled(
             "{consumer} did not settle: {info:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Publishes `m{n}` to `orders.created` for every `n` of `numbers`, one at a time.
+async fn publish_numbered(dapr: &mut daprd::Client, numbers: std::ops::RangeInclusive<u32>) {
+    for n in numbers {
+        dapr.publish(publish("orders.created", format!("m{n}").as_bytes()))
+            .await
+            .unwrap();
     }
 }
 
@@ -292,10 +324,12 @@ async fn receive_released(
 
 #[tokio::test]
 async fn the_cloud_event_id_deduplicates_every_dapr_publish() {
-    let server = support::server();
-    support::stream(&server, "ORDERS", &["orders.>"]).await;
-    let serve = Serve::start(&[]);
-    let mut dapr = serve.client("orders-pubsub").await;
+    let Stage {
+        server,
+        url: _url,
+        serve: _serve,
+        mut dapr,
+    } = stage().await;
     init(&mut dapr, &[("natsURL", &server.url())])
         .await
         .unwrap();
@@ -323,11 +357,12 @@ async fn the_cloud_event_id_deduplicates_every_dapr_publish() {
 
 #[tokio::test]
 async fn a_failed_message_comes_back_after_the_backoff_and_maxdeliver_ends_it() {
-    let server = support::server();
-    support::stream(&server, "ORDERS", &["orders.>"]).await;
-    let serve = Serve::start(&[]);
-    let mut dapr = serve.client("orders-pubsub").await;
-    let url = server.url();
+    let Stage {
+        server: _server,
+        url,
+        serve: _serve,
+        mut dapr,
+    } = stage().await;
     init(
         &mut dapr,
         &[
@@ -433,20 +468,17 @@ async fn two_instances_on_one_socket_and_two_streams_stay_apart() {
 
 #[tokio::test]
 async fn a_cancelled_stream_gives_its_messages_back_at_once_and_the_next_resumes_the_durable() {
-    let server = support::server();
-    support::stream(&server, "ORDERS", &["orders.>"]).await;
-    let serve = Serve::start(&[]);
-    let mut dapr = serve.client("orders-pubsub").await;
-    let url = server.url();
+    let Stage {
+        server: _server,
+        url,
+        serve: _serve,
+        mut dapr,
+    } = stage().await;
     init(&mut dapr, &docs_metadata(&url, "resumed", ""))
         .await
         .unwrap();
     let mut pull = Pull::open(&mut dapr, "orders.created").await.unwrap();
-    for n in 1..=5 {
-        dapr.publish(publish("orders.created", format!("m{n}").as_bytes()))
-            .await
-            .unwrap();
-    }
+    publish_numbered(&mut dapr, 1..=5).await;
     let first = pull.next().await;
     assert_eq!(text(&first), "m1");
     pull.ack(&first).await;
@@ -454,11 +486,7 @@ async fn a_cancelled_stream_gives_its_messages_back_at_once_and_the_next_resumes
     assert_eq!(text(&unanswered), "m2");
     // daprd cancels a stream when it unsubscribes: m2 is with the app, unanswered.
     drop(pull);
-    for n in 6..=7 {
-        dapr.publish(publish("orders.created", format!("m{n}").as_bytes()))
-            .await
-            .unwrap();
-    }
+    publish_numbered(&mut dapr, 6..=7).await;
     let mut pull = Pull::open(&mut dapr, "orders.created").await.unwrap();
     // m1 was acked: it must not come again; m2 was released.
     let settled = receive_released(&mut pull, &url, "resumed", 2..=7).await;
@@ -467,11 +495,12 @@ async fn a_cancelled_stream_gives_its_messages_back_at_once_and_the_next_resumes
 
 #[tokio::test]
 async fn pause_stops_new_deliveries_and_resume_restarts_them() {
-    let server = support::server();
-    support::stream(&server, "ORDERS", &["orders.>"]).await;
-    let serve = Serve::start(&[]);
-    let mut dapr = serve.client("orders-pubsub").await;
-    let url = server.url();
+    let Stage {
+        server: _server,
+        url,
+        serve: _serve,
+        mut dapr,
+    } = stage().await;
     init(&mut dapr, &[("natsURL", &url), ("durableName", "pausing")])
         .await
         .unwrap();
@@ -583,11 +612,12 @@ async fn init_errors_carry_the_cli_text_and_code_and_leave_no_instance() {
 
 #[tokio::test]
 async fn a_second_init_replaces_the_instance_and_ends_its_streams() {
-    let server = support::server();
-    support::stream(&server, "ORDERS", &["orders.>"]).await;
-    let serve = Serve::start(&[]);
-    let mut dapr = serve.client("orders-pubsub").await;
-    let url = server.url();
+    let Stage {
+        server: _server,
+        url,
+        serve: _serve,
+        mut dapr,
+    } = stage().await;
     init(&mut dapr, &[("natsURL", &url), ("durableName", "first")])
         .await
         .unwrap();
@@ -625,11 +655,7 @@ async fn sigterm_with_messages_in_flight_loses_none() {
         .await
         .unwrap();
     let mut pull = Pull::open(&mut dapr, "orders.created").await.unwrap();
-    for n in 1..=20 {
-        dapr.publish(publish("orders.created", format!("m{n}").as_bytes()))
-            .await
-            .unwrap();
-    }
+    publish_numbered(&mut dapr, 1..=20).await;
     let acked = pull.next().await;
     pull.ack(&acked).await;
     let in_flight = pull.next().await;
@@ -747,10 +773,12 @@ async fn a_message_larger_than_daprd_can_receive_is_terminated_and_the_stream_go
 
 #[tokio::test]
 async fn an_answer_for_an_unknown_id_is_ignored() {
-    let server = support::server();
-    support::stream(&server, "ORDERS", &["orders.>"]).await;
-    let serve = Serve::start(&[]);
-    let mut dapr = serve.client("orders-pubsub").await;
+    let Stage {
+        server,
+        url: _url,
+        serve,
+        mut dapr,
+    } = stage().await;
     init(&mut dapr, &[("natsURL", &server.url())])
         .await
         .unwrap();
