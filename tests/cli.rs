@@ -775,3 +775,37 @@ fn logs_written_to_a_file_carry_no_colour_and_json_lines_parse() {
         "{json}"
     );
 }
+
+#[test]
+fn no_secret_reaches_the_log_in_either_format() {
+    const PASSWORD: &str = "pa55w0rd-s3cret";
+    const SEED: &str = "SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU";
+    for format in ["text", "json"] {
+        let output = Command::new(BIN)
+            .args([
+                "--log-format",
+                format,
+                "publish",
+                "--topic",
+                "t",
+                "--data",
+                "x",
+            ])
+            .args([
+                "--metadata",
+                &format!("natsURL=nats://us3r:{PASSWORD}@127.0.0.1:9"),
+            ])
+            .args(["--metadata", "jwt=eyJhbGciOiJFZDI1NTE5In0.e30.c2ln"])
+            .args(["--metadata", &format!("seedKey={SEED}")])
+            .env("JETSTREAM_PUBSUB_LOG", "debug")
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert!(!output.status.success(), "{format}: {err}");
+        assert!(err.lines().count() > 1, "{format}: debug logs were written");
+        assert!(err.contains("the JWT is malformed"), "{format}: {err}");
+        for secret in [PASSWORD, SEED, &SEED[20..40]] {
+            assert!(!err.contains(secret), "{format}: a secret in the log");
+        }
+    }
+}
