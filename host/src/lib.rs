@@ -23,6 +23,7 @@ mod app;
 pub mod bench_hooks;
 pub(crate) mod bindings;
 pub mod cloudevent;
+mod delivery;
 mod error;
 pub mod http_app;
 mod instance;
