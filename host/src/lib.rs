@@ -10,11 +10,12 @@
 //! - `dapr-pluggable`: `pluggable`, the server of Dapr's pluggable-component protocol
 //!   (gRPC on a Unix socket, with tonic).
 //! - `cli`: what the `jetstream-pubsub` binary needs beyond the library: `dapr-pluggable`,
-//!   `bench_hooks` (the runtime's hooks for `jetstream-pubsub bench`) and `nats_server`
-//!   (the nats-server harness of `demo`, `bench` and the integration tests). It is the
-//!   default, so that `cargo build`, `cargo install` and `cargo test` build the binary. An
-//!   embedder depends with `default-features = false` (and `features = ["dapr-pluggable"]`
-//!   for the server) and compiles neither hook nor harness.
+//!   `bench_hooks` (the runtime's hooks for `jetstream-pubsub bench`), `nats_server` (the
+//!   nats-server harness of `demo`, `bench` and the integration tests) and
+//!   `pluggable::client` (daprd's side of the socket, for the bench and the tests). It is
+//!   the default, so that `cargo build`, `cargo install` and `cargo test` build the binary.
+//!   An embedder depends with `default-features = false` (and `features =
+//!   ["dapr-pluggable"]` for the server) and compiles none of them.
 
 #![warn(missing_docs)]
 
