@@ -91,7 +91,7 @@ impl Outstanding {
 /// The handler of a stream's subscription.
 struct Deliver {
     outstanding: Arc<Outstanding>,
-    instance: String,
+    instance: Arc<str>,
 }
 
 impl Handler for Deliver {
@@ -99,10 +99,10 @@ impl Handler for Deliver {
         let outstanding = self.outstanding.clone();
         let instance = self.instance.clone();
         Box::pin(async move {
-            let subject = message.subject().to_string();
             let mut response = response(message);
             let size = prost::Message::encoded_len(&response);
             if size > MAX_DELIVERY_BYTES {
+                let subject = response.metadata.get("Topic").map_or("", String::as_str);
                 tracing::error!(
                     %instance,
                     %subject,
@@ -131,7 +131,7 @@ impl Handler for Deliver {
             match verdict.await {
                 Ok(Verdict::Success) => AppStatus::Success,
                 Ok(Verdict::Failed(error)) => {
-                    tracing::debug!(%instance, %subject, %error, "the application failed a message; it is retried");
+                    tracing::debug!(%instance, %error, "the application failed a message; it is retried");
                     AppStatus::Retry
                 }
                 // The stream ended before daprd answered.
@@ -155,7 +155,7 @@ fn response(message: Message) -> PullMessagesResponse {
             .or_insert(value);
     }
     PullMessagesResponse {
-        data: message.data.to_vec(),
+        data: message.data,
         topic_name: message.topic,
         metadata,
         content_type: message.content_type.unwrap_or_default(),
@@ -188,7 +188,7 @@ pub(crate) async fn open(
     });
     let handler = Deliver {
         outstanding: outstanding.clone(),
-        instance: instance.name.clone(),
+        instance: Arc::from(instance.name.as_str()),
     };
     let subscription = instance
         .pubsub
