@@ -19,6 +19,21 @@ pub struct Message {
     pub content_type: Option<String>,
     /// `Topic` = the concrete subject, plus the message's NATS headers.
     pub metadata: Vec<(String, String)>,
+    /// Where the server has it: sequences and delivery count (`None` for a message that
+    /// no JetStream delivery made, such as a test's own).
+    pub delivery: Option<DeliveryInfo>,
+}
+
+/// A delivered message's numbers, as JetStream gives them: enough to follow one message
+/// through the logs and to find it on the server (`nats stream get STREAM SEQ`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryInfo {
+    /// Its sequence in the stream.
+    pub stream_sequence: u64,
+    /// Its sequence in the consumer's deliveries.
+    pub consumer_sequence: u64,
+    /// How many times the server has delivered it (1 the first time).
+    pub delivered: u64,
 }
 
 impl Message {
@@ -29,6 +44,25 @@ impl Message {
             .find(|(key, _)| key == "Topic")
             .map_or(self.topic.as_str(), |(_, value)| value.as_str())
     }
+
+    /// A span naming this message (subject, stream and consumer sequence, delivery count):
+    /// a line logged inside it can be told apart from the other messages' lines, in the
+    /// human format and in JSON alike. Made only where a line is written, never per
+    /// message.
+    pub fn log_span(&self) -> tracing::Span {
+        message_span(Some(self.subject()), self.delivery)
+    }
+}
+
+/// The span [`Message::log_span`] makes, for code that no longer holds the message.
+pub(crate) fn message_span(subject: Option<&str>, delivery: Option<DeliveryInfo>) -> tracing::Span {
+    tracing::error_span!(
+        "message",
+        subject,
+        stream_seq = delivery.map(|d| d.stream_sequence),
+        consumer_seq = delivery.map(|d| d.consumer_sequence),
+        delivered = delivery.map(|d| d.delivered),
+    )
 }
 
 /// The application's answer (Dapr's `AppResponseStatus`).

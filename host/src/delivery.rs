@@ -6,9 +6,10 @@ use std::panic::AssertUnwindSafe;
 use futures::FutureExt as _;
 use wasmtime::component::Resource;
 
-use crate::app::{AppStatus, Message};
+use crate::app::{AppStatus, DeliveryInfo, Handler, Message, message_span};
 use crate::bindings::{app, transport};
 use crate::instance::InstanceState;
+use crate::metrics::{Answer, DeliveryMetrics};
 use crate::transport::{Answerer, SubscriptionHandle};
 
 /// A mapped message ready for the handler, with the answer to each status.
@@ -16,6 +17,43 @@ struct Ready {
     token: u64,
     answers: app::Answers,
     message: Message,
+}
+
+impl Ready {
+    /// Hands the message to `handler` and sends the component's answer to its status,
+    /// recording both. A handler that panics is answered as one that asked for a retry.
+    async fn handle(self, handler: &dyn Handler, answerer: &Answerer, metrics: &DeliveryMetrics) {
+        let Ready {
+            token,
+            answers,
+            message,
+        } = self;
+        let delivery = message.delivery;
+        let in_flight = metrics.handing(delivery.map_or(1, |d| d.delivered));
+        let status = AssertUnwindSafe(handler.handle(message))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                let _span = message_span(answerer.subject(token).as_deref(), delivery).entered();
+                tracing::error!("a message handler panicked; the message is retried");
+                AppStatus::Retry
+            });
+        drop(in_flight);
+        let answer = answer_to(answers, status);
+        metrics.answered(counted(answer.as_ref()));
+        answerer.answer(token, answer).await;
+    }
+}
+
+/// An answer as the metrics count it.
+fn counted(answer: Option<&transport::AckKind>) -> Answer {
+    match answer {
+        Some(transport::AckKind::Ack) => Answer::Ack,
+        Some(transport::AckKind::Nak(_)) => Answer::Nak,
+        Some(transport::AckKind::Term) => Answer::Term,
+        Some(transport::AckKind::InProgress) => Answer::InProgress,
+        None => Answer::None,
+    }
 }
 
 /// The messages the component mapped, with the topic and the payloads the host kept, and
@@ -38,7 +76,7 @@ fn ready(
                 metadata,
                 answers,
             } = message;
-            let data = payload.ok_or_else(|| {
+            let (data, sequences) = payload.ok_or_else(|| {
                 wasmtime::Error::msg(format!(
                     "the component delivered token {delivery}, which is not an unanswered delivery of its subscription"
                 ))
@@ -51,6 +89,11 @@ fn ready(
                     data,
                     content_type,
                     metadata,
+                    delivery: Some(DeliveryInfo {
+                        stream_sequence: sequences.stream,
+                        consumer_sequence: sequences.consumer,
+                        delivered: sequences.delivered,
+                    }),
                 },
             })
         })
@@ -78,14 +121,9 @@ impl app::Host for InstanceState {
         let _host = self.host_time();
         let (messages, answerer) = ready(self.table.get(&source)?, &topic, messages)?;
         let handler = self.handler();
-        for Ready {
-            token,
-            answers,
-            message,
-        } in messages
-        {
-            let status = handler.handle(message).await;
-            answerer.answer(token, answer_to(answers, status)).await;
+        let metrics = self.deliveries();
+        for ready in messages {
+            ready.handle(&*handler, &answerer, &metrics).await;
         }
         Ok(())
     }
@@ -102,30 +140,18 @@ impl app::Host for InstanceState {
         let slots = subscription.handler_slots(max_in_flight);
         let (messages, answerer) = ready(subscription, &topic, messages)?;
         let handler = self.handler();
-        for Ready {
-            token,
-            answers,
-            message,
-        } in messages
-        {
+        let metrics = self.deliveries();
+        for ready in messages {
             // Acquiring waits for a free slot. The slots are never closed; if they were,
             // trapping passes every unanswered delivery on rather than leaving it behind.
             let slot =
                 slots.clone().acquire_owned().await.map_err(|_| {
                     wasmtime::Error::msg("the handler slots of a subscription closed")
                 })?;
-            answerer.set_handling(token);
-            let handled = handler.handle(message);
-            let answerer = answerer.clone();
+            answerer.set_handling(ready.token);
+            let (handler, answerer, metrics) = (handler.clone(), answerer.clone(), metrics.clone());
             tokio::spawn(async move {
-                let status = AssertUnwindSafe(handled)
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|_| {
-                        tracing::error!("a message handler panicked; the message is retried");
-                        AppStatus::Retry
-                    });
-                answerer.answer(token, answer_to(answers, status)).await;
+                ready.handle(&*handler, &answerer, &metrics).await;
                 drop(slot);
             });
         }

@@ -18,7 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::app::{AppStatus, Handler, Message};
+use crate::app::{AppStatus, Handler, Message, message_span};
 use crate::cloudevent;
 
 /// Header carrying the subscribed topic (the pattern, for a wildcard subscription).
@@ -199,11 +199,15 @@ impl HttpApp {
     /// be delivered is a retry, logged with the reason.
     pub async fn deliver(&self, message: Message) -> AppStatus {
         let inner = &self.inner;
+        // Every line below is about this message, and says which (`Message::log_span`).
         let subject = message.subject().to_string();
+        let delivery = message.delivery;
+        let span = || message_span(Some(&subject), delivery).entered();
         let request = match build_request(&inner.url, message, inner.raw_payload.as_deref()) {
             Ok(request) => request,
             Err(err) => {
-                tracing::warn!(url = %inner.url, %subject, error = %err, "cannot build the request to the app; the message is retried");
+                let _span = span();
+                tracing::warn!(url = %inner.url, error = %err, "cannot build the request to the app; the message is retried");
                 return AppStatus::Retry;
             }
         };
@@ -222,16 +226,19 @@ impl HttpApp {
             Ok(Ok((status, body))) => {
                 let decided = status_of_answer(status, body.as_deref());
                 if decided != AppStatus::Success {
-                    tracing::warn!(url = %inner.url, %subject, http_status = %status, decided = ?decided, "the app did not accept the message");
+                    let _span = span();
+                    tracing::warn!(url = %inner.url, http_status = %status, decided = ?decided, "the app did not accept the message");
                 }
                 decided
             }
             Ok(Err(err)) => {
-                tracing::warn!(url = %inner.url, %subject, error = %ErrorChain(&err), "cannot reach the app; the message is retried");
+                let _span = span();
+                tracing::warn!(url = %inner.url, error = %ErrorChain(&err), "cannot reach the app; the message is retried");
                 AppStatus::Retry
             }
             Err(_) => {
-                tracing::warn!(url = %inner.url, %subject, timeout_secs = inner.timeout.as_secs_f64(), "the app did not answer in time; the message is retried");
+                let _span = span();
+                tracing::warn!(url = %inner.url, timeout_secs = inner.timeout.as_secs_f64(), "the app did not answer in time; the message is retried");
                 AppStatus::Retry
             }
         }
@@ -261,6 +268,7 @@ fn build_request(
         mut data,
         mut content_type,
         metadata,
+        delivery: _,
     } = message;
     if let Some(pubsub_name) = raw_payload {
         data = Bytes::from(cloudevent::from_raw_payload(&topic, pubsub_name, &data));
@@ -431,6 +439,7 @@ mod tests {
                 ("bad header".into(), "x".into()),
                 ("X-Line".into(), "a\nb".into()),
             ],
+            delivery: None,
         };
         let request = build_request(&url, message, None).expect("request");
         let headers = request.headers();
@@ -454,6 +463,7 @@ mod tests {
             data: Bytes::from_static(data),
             content_type: Some("application/json".into()),
             metadata: Vec::new(),
+            delivery: None,
         };
         let content_type = |request: &Request<Full<Bytes>>| {
             request

@@ -9,6 +9,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::app::Handler;
 use crate::bindings::types;
+use crate::metrics::{self, DeliveryMetrics, Labels};
 use crate::sandbox::{CpuMeter, HostTime, LogLimit, SandboxLimits, SandboxPolicy};
 use crate::transport::{
     ClientPool, Handover, PendingAck, PendingBatch, SubscriptionHandle, TransportError,
@@ -41,6 +42,12 @@ pub(crate) struct InstanceState {
     /// A subscription instance's place to leave its subscriber if it is lost, for the
     /// instance that replaces it (`None`: nothing replaces this instance).
     handover: Option<Handover>,
+    /// The labels of what this instance records.
+    pub(crate) labels: Labels,
+    /// What delivering to the application records, on a subscription's instance.
+    deliveries: Option<Arc<DeliveryMetrics>>,
+    /// Counts this instance among the live ones while it lives.
+    _live: metrics::Live,
 }
 
 impl InstanceState {
@@ -49,6 +56,7 @@ impl InstanceState {
     /// clocks and random numbers are the host's (wasmtime-wasi's defaults).
     pub(crate) fn new(
         shared: Arc<Shared>,
+        labels: &Labels,
         handler: Arc<dyn Handler>,
         stop: watch::Receiver<bool>,
     ) -> Self {
@@ -73,6 +81,9 @@ impl InstanceState {
             meter: CpuMeter::new(),
             pending_acks: 0,
             handover: None,
+            labels: labels.clone(),
+            deliveries: None,
+            _live: labels.instance(),
         }
     }
 
@@ -90,6 +101,20 @@ impl InstanceState {
 
     pub(crate) fn handler(&self) -> Arc<dyn Handler> {
         self.handler.clone()
+    }
+
+    /// Makes this a subscription's instance, recording its deliveries with `deliveries`.
+    pub(crate) fn record_deliveries(&mut self, deliveries: Arc<DeliveryMetrics>) {
+        self.deliveries = Some(deliveries);
+    }
+
+    /// What delivering records; a publisher's instance (which never delivers, unless the
+    /// component is broken) records under an empty topic.
+    pub(crate) fn deliveries(&mut self) -> Arc<DeliveryMetrics> {
+        let labels = &self.labels;
+        self.deliveries
+            .get_or_insert_with(|| Arc::new(labels.delivering("")))
+            .clone()
     }
 
     /// Starts timing a host import: its duration does not count against the CPU budget.

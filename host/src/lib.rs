@@ -26,10 +26,12 @@ pub(crate) mod bindings;
 pub mod cloudevent;
 mod delivery;
 mod error;
+mod health;
 pub mod http_app;
 mod instance;
 mod log;
 pub mod manifest;
+pub mod metrics;
 #[cfg(feature = "cli")]
 pub mod nats_server;
 #[cfg(feature = "dapr-pluggable")]
@@ -40,7 +42,7 @@ mod runtime;
 mod sandbox;
 mod transport;
 
-pub use app::{AppStatus, Handler, Message};
+pub use app::{AppStatus, DeliveryInfo, Handler, Message};
 /// The type of [`Message::data`], re-exported so handlers need no `bytes` dependency of
 /// their own to build or match messages.
 pub use bytes::Bytes;

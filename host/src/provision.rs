@@ -131,7 +131,7 @@ async fn connect(
     settings: &ConnectionSettings,
 ) -> Result<async_nats::jetstream::Context, ProvisionError> {
     let shared = crate::transport::ClientPool::new(1)
-        .get_or_connect(&settings.0, &settings.1)
+        .get_or_connect(&settings.0, &settings.1, metrics::Counter::noop())
         .await
         .map_err(|err| ProvisionError::Connect {
             servers: settings.servers(),

@@ -12,7 +12,9 @@ use crate::app::Handler;
 use crate::bindings::pubsub::Guest;
 use crate::bindings::{JetstreamPubsub, JetstreamPubsubPre};
 use crate::error::Error;
+use crate::health::Health;
 use crate::instance::{InstanceState, Shared};
+use crate::metrics::Labels;
 use crate::sandbox::{SandboxLimits, SandboxPolicy};
 use crate::transport::ClientPool;
 
@@ -25,6 +27,10 @@ pub struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) pre: JetstreamPubsubPre<InstanceState>,
     pub(crate) shared: Arc<Shared>,
+    /// The labels of every metric this runtime's instances record.
+    pub(crate) labels: Labels,
+    /// Where this runtime and every runtime made from it report their health.
+    pub(crate) health: Arc<Health>,
 }
 
 /// Builds a [`Runtime`]: which component, which limits, which servers and files.
@@ -125,14 +131,19 @@ impl RuntimeBuilder {
             .map_err(load_error)?;
         let pre = linker.instantiate_pre(&component).map_err(load_error)?;
         let pre = JetstreamPubsubPre::new(pre).map_err(load_error)?;
+        let shared = Arc::new(Shared {
+            pool: ClientPool::new(self.limits.max_clients),
+            limits: self.limits,
+            policy: Arc::new(self.policy),
+        });
+        let health = Arc::new(Health::default());
+        health.watch_runtime(&shared);
         Ok(Runtime {
             engine,
             pre,
-            shared: Arc::new(Shared {
-                pool: ClientPool::new(self.limits.max_clients),
-                limits: self.limits,
-                policy: Arc::new(self.policy),
-            }),
+            shared,
+            labels: Labels::default(),
+            health,
         })
     }
 }
@@ -209,7 +220,7 @@ impl Runtime {
     ) -> Result<Instance, Error> {
         let mut store = Store::new(
             &self.engine,
-            InstanceState::new(self.shared.clone(), handler, stop),
+            InstanceState::new(self.shared.clone(), &self.labels, handler, stop),
         );
         store.limiter(|state| &mut state.store_limits);
         // At each tick the call's compute time (host imports excluded) is checked against
@@ -238,15 +249,37 @@ impl Runtime {
     /// (one per Dapr Component YAML, as `jetstream-pubsub serve` does) gives each the
     /// servers and files its own configuration names.
     pub fn with_policy(&self, policy: SandboxPolicy) -> Runtime {
+        let shared = Arc::new(Shared {
+            pool: ClientPool::new(self.shared.limits.max_clients),
+            limits: self.shared.limits.clone(),
+            policy: Arc::new(policy),
+        });
+        self.health.watch_runtime(&shared);
         Runtime {
             engine: self.engine.clone(),
             pre: self.pre.clone(),
-            shared: Arc::new(Shared {
-                pool: ClientPool::new(self.shared.limits.max_clients),
-                limits: self.shared.limits.clone(),
-                policy: Arc::new(policy),
-            }),
+            shared,
+            labels: self.labels.clone(),
+            health: self.health.clone(),
         }
+    }
+
+    /// The same runtime (clients, limits, policy), whose metrics carry the label
+    /// `component="NAME"`: a host running several components tells them apart
+    /// (`jetstream-pubsub serve` names each by its Dapr component instance).
+    pub fn named(&self, component: &str) -> Runtime {
+        Runtime {
+            labels: Labels::named(component),
+            ..self.clone()
+        }
+    }
+
+    /// `Ok` while every NATS connection of this runtime, and of every runtime made from
+    /// it, is up and every subscription is pumping; otherwise why not, in one line (for a
+    /// readiness probe, as `jetstream-pubsub` serves at `/readyz`). A runtime with no
+    /// connection and no subscription yet is ready.
+    pub fn readiness(&self) -> Result<(), String> {
+        self.health.readiness()
     }
 
     /// Flushes and closes every NATS connection the runtime's instances opened.

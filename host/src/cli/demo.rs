@@ -11,6 +11,7 @@ use jetstream_pubsub_host::nats_server::{NatsServer, ServerOptions, is_listening
 use jetstream_pubsub_host::provision::{self, Storage, StreamSpec};
 use jetstream_pubsub_host::{AppStatus, BulkEntry, Message, Runtime};
 
+use super::operations::MetricsArgs;
 use super::{Failure, SandboxArgs};
 
 /// The pub/sub's name in the demo's CloudEvents (`pubsubname`).
@@ -32,6 +33,8 @@ pub(crate) struct DemoArgs {
     wasm: Option<std::path::PathBuf>,
     #[command(flatten)]
     sandbox: SandboxArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 /// What the consumer side saw.
@@ -44,6 +47,7 @@ struct Received {
 }
 
 pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
+    let recorder = args.metrics.install()?;
     let (url, _server) = server(&args.url)?;
     let connection = vec![("natsURL".to_string(), url.clone())];
     let runtime = args
@@ -51,6 +55,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
         .builder(args.wasm.as_deref(), &connection)?
         .build()
         .map_err(|err| Failure::Usage(err.to_string()))?;
+    if let Some(recorder) = recorder {
+        recorder.serve(runtime.clone()).await?;
+    }
 
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

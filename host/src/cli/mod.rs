@@ -5,6 +5,7 @@
 
 mod bench;
 mod demo;
+mod operations;
 mod publish;
 mod serve;
 mod stream;

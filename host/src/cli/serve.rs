@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 use jetstream_pubsub_host::pluggable::{Server, proto::PUBSUB_SERVICE};
 
+use super::operations::MetricsArgs;
 use super::{Failure, SandboxArgs, ShutdownSignals};
 
 /// daprd's variable for the folder it scans for component sockets.
@@ -36,6 +37,8 @@ pub(crate) struct ServeArgs {
     wasm: Option<PathBuf>,
     #[command(flatten)]
     sandbox: SandboxArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {
@@ -111,10 +114,14 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     }
     // Checked before the runtime compiles the component, so a second `serve` fails fast.
     clear_stale_socket(&path)?;
+    let recorder = args.metrics.install()?;
     let runtime = args.sandbox.builder(args.wasm.as_deref(), &Vec::new())?;
     let runtime = runtime
         .build()
         .map_err(|err| Failure::Usage(err.to_string()))?;
+    if let Some(recorder) = recorder {
+        recorder.serve(runtime.clone()).await?;
+    }
     let server = Server::new(runtime);
     // Each Component YAML's own servers and files, unless the flags fix them for all.
     let server = if args.sandbox.is_default() {

@@ -10,6 +10,7 @@ use clap::Args;
 use jetstream_pubsub_host::{AppStatus, HttpApp, Message, cloudevent};
 use tokio::sync::Notify;
 
+use super::operations::MetricsArgs;
 use super::{ComponentArgs, Failure, ShutdownSignals};
 
 #[derive(Args)]
@@ -38,6 +39,8 @@ pub(crate) struct SubscribeArgs {
     /// wrapped in a new CloudEvent carrying it as `data_base64`, as daprd delivers it.
     #[arg(long)]
     raw: bool,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 /// One printed line per message.
@@ -197,7 +200,11 @@ pub(crate) async fn run(args: SubscribeArgs) -> Result<(), Failure> {
                 .map_err(|_| Failure::Usage(format!("--timeout {secs} is not a number of seconds")))
         })
         .transpose()?;
+    let recorder = args.metrics.install()?;
     let started = args.component.start().await?;
+    if let Some(recorder) = recorder {
+        recorder.serve(started.runtime.clone()).await?;
+    }
     let raw_payload = args.raw.then(|| started.name.clone());
     let sink = match (app, raw_payload) {
         (None, raw_payload) => Sink::Print { raw_payload },

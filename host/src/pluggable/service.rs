@@ -109,7 +109,8 @@ impl PubSubService for Service {
                 self.runtime.with_policy(policy)
             }
             None => self.runtime.clone(),
-        };
+        }
+        .named(&name);
         let pubsub = match runtime.pubsub(metadata).await {
             Ok(pubsub) => pubsub,
             Err(err) => {

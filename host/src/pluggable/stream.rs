@@ -99,13 +99,14 @@ impl Handler for Deliver {
         let outstanding = self.outstanding.clone();
         let instance = self.instance.clone();
         Box::pin(async move {
+            let delivery = message.delivery;
             let mut response = response(message);
             let size = prost::Message::encoded_len(&response);
             if size > MAX_DELIVERY_BYTES {
-                let subject = response.metadata.get("Topic").map_or("", String::as_str);
+                let subject = response.metadata.get("Topic").map(String::as_str);
+                let _span = crate::app::message_span(subject, delivery).entered();
                 tracing::error!(
                     %instance,
-                    %subject,
                     size,
                     limit = MAX_DELIVERY_BYTES,
                     "a message is larger than daprd can receive (gRPC's 4 MiB limit); it is terminated rather than end the stream"

@@ -29,7 +29,7 @@ use tokio::sync::{Mutex, watch};
 use crate::app::{Handler, no_subscriber};
 use crate::error::Error;
 use crate::runtime::{Instance, Runtime};
-use publisher::{Publisher, note_trap};
+use publisher::{PublishedTopics, Publisher, note_trap};
 use subscription::Live;
 
 pub use subscription::Subscription;
@@ -51,6 +51,7 @@ impl Runtime {
                 poisoned: false,
             }),
             live: std::sync::Mutex::default(),
+            published: PublishedTopics::default(),
         })
     }
 
@@ -96,6 +97,8 @@ pub struct PubSub {
     publisher: Mutex<Publisher>,
     /// The subscriptions made from this component, so `close` can stop them all.
     live: std::sync::Mutex<Vec<Live>>,
+    /// What publishing records, by topic.
+    published: PublishedTopics,
 }
 
 impl PubSub {

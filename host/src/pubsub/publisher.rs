@@ -4,6 +4,7 @@
 use crate::app::no_subscriber;
 use crate::bindings::{pubsub, types};
 use crate::error::Error;
+use crate::metrics::{Labels, PublishMetrics, PublishOutcome, Role};
 use crate::runtime::Instance;
 use crate::transport::{FailedPublish, PendingBatch};
 
@@ -14,6 +15,28 @@ use super::{BulkEntry, BulkEntryResult, Metadata, PubSub, PublishAck, PublishReq
 pub(super) struct Publisher {
     pub(super) instance: Instance,
     pub(super) poisoned: bool,
+}
+
+/// What publishing records, per topic: the handles are resolved once per topic, so a
+/// publish records with atomic adds (or nothing, without a recorder).
+#[derive(Default)]
+pub(super) struct PublishedTopics(
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<PublishMetrics>>>,
+);
+
+impl PublishedTopics {
+    fn of(&self, labels: &Labels, topic: &str) -> std::sync::Arc<PublishMetrics> {
+        let mut topics = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(metrics) = topics.get(topic) {
+            return metrics.clone();
+        }
+        let metrics = std::sync::Arc::new(labels.publishing(topic));
+        topics.insert(topic.to_string(), metrics.clone());
+        metrics
+    }
 }
 
 impl Publisher {
@@ -29,6 +52,24 @@ impl Publisher {
             );
             self.poisoned = true;
         }
+    }
+}
+
+/// How a publish that returned `result` counts.
+fn outcome_of(result: &Result<PublishAck, Error>) -> PublishOutcome {
+    match result {
+        Ok(ack) if ack.duplicate => PublishOutcome::Duplicate,
+        Ok(_) => PublishOutcome::Acked,
+        Err(err) => failed(err),
+    }
+}
+
+/// How a publish that failed with `err` counts.
+fn failed(err: &Error) -> PublishOutcome {
+    if err.is_retriable() {
+        PublishOutcome::FailedRetriable
+    } else {
+        PublishOutcome::FailedTerminal
     }
 }
 
@@ -66,6 +107,7 @@ pub(super) fn note_trap<T>(
 ) -> Result<T, Error> {
     result.map_err(|trap| {
         publisher.poisoned = true;
+        publisher.instance.store.data().labels.trapped(Role::Publisher);
         tracing::error!(error = %format!("{trap:#}"), "the component trapped; its instance will be replaced");
         Error::from(trap)
     })
@@ -81,12 +123,21 @@ impl PubSub {
                 .initialised(no_subscriber(), &self.metadata)
                 .await?;
             publisher.poisoned = false;
+            self.runtime.labels.restarted(Role::Publisher);
         }
         Ok(publisher)
     }
 
     /// Publishes a full request (content type, metadata).
     pub async fn publish_request(&self, request: PublishRequest) -> Result<PublishAck, Error> {
+        let metrics = self.published.of(&self.runtime.labels, &request.topic);
+        let since = std::time::Instant::now();
+        let result = self.publish_unrecorded(request).await;
+        metrics.published(outcome_of(&result), since.elapsed());
+        result
+    }
+
+    async fn publish_unrecorded(&self, request: PublishRequest) -> Result<PublishAck, Error> {
         let PublishRequest {
             topic,
             data,
@@ -152,6 +203,28 @@ impl PubSub {
 
     /// Publishes many entries to `topic`, pipelined; one result per entry, in order.
     pub async fn bulk_publish(
+        &self,
+        topic: &str,
+        entries: Vec<BulkEntry>,
+        metadata: Metadata,
+    ) -> Result<Vec<BulkEntryResult>, Error> {
+        let metrics = self.published.of(&self.runtime.labels, topic);
+        let count = entries.len();
+        let results = self.bulk_publish_unrecorded(topic, entries, metadata).await;
+        match &results {
+            Ok(results) => results
+                .iter()
+                .for_each(|entry| metrics.bulk_entry(outcome_of(&entry.outcome))),
+            // Every entry failed with the call.
+            Err(err) => {
+                let outcome = failed(err);
+                (0..count).for_each(|_| metrics.bulk_entry(outcome));
+            }
+        }
+        results
+    }
+
+    async fn bulk_publish_unrecorded(
         &self,
         topic: &str,
         entries: Vec<BulkEntry>,

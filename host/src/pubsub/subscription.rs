@@ -10,6 +10,8 @@ use tokio::task::JoinHandle;
 use crate::app::Handler;
 use crate::bindings::{transport, types};
 use crate::error::Error;
+use crate::health::PumpHealth;
+use crate::metrics::{DeliveryMetrics, Role};
 use crate::runtime::{Instance, Runtime};
 use crate::transport::Handover;
 
@@ -55,6 +57,8 @@ pub(super) async fn start(
         resume_consumer: None,
     };
     let listener = Listener {
+        deliveries: Arc::new(runtime.labels.delivering(topic)),
+        health: runtime.health.watch_pump(topic),
         runtime,
         metadata,
         handler,
@@ -64,11 +68,14 @@ pub(super) async fn start(
         handover: Handover::default(),
     };
     let (instance, id, consumer) = listener.start().await?;
+    let running = listener.runtime.labels.subscription();
+    let health = listener.health.clone();
     let summary = ConsumerSummary::from(consumer);
     let (finished_sender, finished) = watch::channel(false);
     let pump = listener.pump(instance, id, summary.name.clone());
     let task = tokio::spawn(async move {
         let result = pump.await;
+        drop(running);
         let _ = finished_sender.send(true);
         result
     });
@@ -84,6 +91,7 @@ pub(super) async fn start(
         flow,
         task,
         consumer: summary,
+        _health: health,
     };
     Ok((subscription, live))
 }
@@ -132,6 +140,10 @@ struct Listener {
     hold: watch::Receiver<bool>,
     /// Keeps the NATS subscriber of an instance that trapped for the one replacing it.
     handover: Handover,
+    /// What delivering records, for every instance of the subscription.
+    deliveries: Arc<DeliveryMetrics>,
+    /// Whether the pump is pumping, for the runtime's readiness.
+    health: Arc<PumpHealth>,
 }
 
 impl Listener {
@@ -141,10 +153,9 @@ impl Listener {
             .runtime
             .initialised_with_stop(self.handler.clone(), &self.metadata, self.hold.clone())
             .await?;
-        instance
-            .store
-            .data_mut()
-            .hand_over_to(self.handover.clone());
+        let state = instance.store.data_mut();
+        state.hand_over_to(self.handover.clone());
+        state.record_deliveries(self.deliveries.clone());
         let (api, store) = instance.call();
         let id = api.call_subscribe(store, &self.request).await??;
         let (api, store) = instance.call();
@@ -200,22 +211,32 @@ impl Listener {
                 Ok(Ok(delivered)) => {
                     traps_in_a_row = 0;
                     quarantine = quarantine.saturating_sub(delivered);
+                    self.health.pumping();
                 }
                 Ok(Err(err)) => {
                     let err = Error::from(err);
                     if !err.is_retriable() {
                         tracing::error!(%topic, error = %err, "subscription ended");
+                        self.health.not_pumping(format!("ended: {err}"));
                         return Err(err);
                     }
                     tracing::warn!(%topic, error = %err, "delivery failed; retrying");
+                    self.health.not_pumping(format!("retrying: {err}"));
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 Err(trap) => {
                     traps_in_a_row += 1;
                     quarantine = QUARANTINE_MESSAGES;
                     tracing::error!(%topic, error = %format!("{trap:#}"), "the component trapped; replacing its instance");
+                    self.runtime.labels.trapped(Role::Subscription);
+                    self.health
+                        .not_pumping("its instance trapped and is being replaced");
                     drop(instance);
-                    (instance, id) = self.restart(traps_in_a_row).await?;
+                    (instance, id) = self
+                        .restart(traps_in_a_row)
+                        .await
+                        .inspect_err(|err| self.health.not_pumping(format!("ended: {err}")))?;
+                    self.runtime.labels.restarted(Role::Subscription);
                 }
             }
         }
@@ -263,6 +284,9 @@ pub struct Subscription {
     flow: Arc<Flow>,
     task: JoinHandle<Result<(), Error>>,
     consumer: ConsumerSummary,
+    /// Keeps the subscription in the runtime's readiness until it is stopped or dropped:
+    /// one that failed stays there, not ready, until then.
+    _health: Arc<PumpHealth>,
 }
 
 impl Subscription {

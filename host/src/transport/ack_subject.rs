@@ -2,14 +2,25 @@
 //! per-message path, without building an async-nats `jetstream::Message` (which clones the
 //! whole JetStream context per message).
 
-/// How many times the delivery with this reply subject has been delivered (1 the first
-/// time): the component's redelivery decisions (`backOff`) depend on it.
+/// The numbers of a delivery, as its reply subject carries them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sequences {
+    /// How many times it has been delivered (1 the first time): the component's
+    /// redelivery decisions (`backOff`) depend on it.
+    pub(crate) delivered: u64,
+    /// Its sequence in the stream.
+    pub(crate) stream: u64,
+    /// Its sequence in the consumer's deliveries.
+    pub(crate) consumer: u64,
+}
+
+/// The numbers of the delivery with this reply subject.
 ///
 /// Reads `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` (v1) or
 /// `$JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>[...]`
 /// (v2, ADR-15). Stream and consumer names cannot contain dots, so the token count tells the
 /// forms apart. None when the subject is neither.
-pub(crate) fn delivered(reply: &str) -> Option<u64> {
+pub(crate) fn sequences(reply: &str) -> Option<Sequences> {
     let rest = reply.strip_prefix("$JS.ACK.")?.as_bytes();
     // One pass over the bytes for the dots (this runs once per delivered message): the
     // token count tells the forms apart, and only the first eight tokens are read.
@@ -33,11 +44,13 @@ pub(crate) fn delivered(reply: &str) -> Option<u64> {
         let end = if i < count { dots[i] } else { rest.len() };
         &rest[start..end]
     };
-    // The numbers after the count must be numbers too, or this is no ack subject.
-    for i in first + 1..first + 4 {
-        number(token(i))?;
-    }
-    number(token(first))
+    // The timestamp after them must be a number too, or this is no ack subject.
+    number(token(first + 3))?;
+    Some(Sequences {
+        delivered: number(token(first))?,
+        stream: number(token(first + 1))?,
+        consumer: number(token(first + 2))?,
+    })
 }
 
 /// A token of decimal digits as a number; None for anything else or an overflow.
@@ -58,8 +71,20 @@ fn number(token: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
+    fn delivered(reply: &str) -> Option<u64> {
+        sequences(reply).map(|numbers| numbers.delivered)
+    }
+
     #[test]
     fn v1_and_v2_ack_subjects() {
+        assert_eq!(
+            sequences("$JS.ACK.events.durable.3.100.7.1790230470084404000.42"),
+            Some(Sequences {
+                delivered: 3,
+                stream: 100,
+                consumer: 7
+            })
+        );
         assert_eq!(
             delivered("$JS.ACK.events.durable.3.100.7.1790230470084404000.42"),
             Some(3)

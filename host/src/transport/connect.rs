@@ -31,6 +31,8 @@ pub(crate) struct SharedClient {
     /// How long a PubAck may still come after the last holder let go: the request timeout
     /// the client was opened with. An idle client is closed only after it.
     ack_grace: Duration,
+    /// The servers it was opened for, user info masked: for readiness reasons.
+    servers: Arc<str>,
 }
 
 impl std::ops::Deref for SharedClient {
@@ -72,10 +74,14 @@ impl ClientPool {
     /// The client for `options`, connecting when no instance has yet. The policy is
     /// checked on every call, a shared client included: two runtimes never share a pool,
     /// but the check is what stands between the component and the network.
+    ///
+    /// `reconnects` counts the times a new client's connection comes back after it was
+    /// lost (a shared client counts under the labels of the instance that opened it).
     pub(crate) async fn get_or_connect(
         &self,
         options: &ConnectOptions,
         policy: &SandboxPolicy,
+        reconnects: metrics::Counter,
     ) -> Result<SharedClient, TransportError> {
         let addresses = options
             .servers
@@ -90,7 +96,7 @@ impl ClientPool {
         let (slot, idle) = self.slot(&key, options)?;
         close_all(idle);
         let connected = slot
-            .get_or_try_init(|| connect(options, &addresses, policy))
+            .get_or_try_init(|| connect(options, &addresses, policy, reconnects))
             .await;
         if connected.is_err() {
             self.forget_failed(&key, &slot);
@@ -157,6 +163,24 @@ impl ClientPool {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Why a client of this pool cannot serve now (its connection is down, or not up yet),
+    /// naming its servers; `None` when every client is connected.
+    pub(crate) fn connection_problem(&self) -> Option<String> {
+        use async_nats::connection::State;
+        self.lock().values().find_map(|slot| {
+            let shared = slot.get()?;
+            let state = match shared.client.connection_state() {
+                State::Connected => return None,
+                State::Pending => "not established yet",
+                State::Disconnected => "down (reconnecting)",
+            };
+            Some(format!(
+                "the NATS connection to {} is {state}",
+                shared.servers
+            ))
+        })
+    }
+
     /// Flushes and closes every client (pending acks and publishes are sent first).
     pub(crate) async fn drain_all(&self) {
         let clients: Vec<SharedClient> = self
@@ -192,6 +216,30 @@ fn close_all(idle: Vec<SharedClient>) {
     });
 }
 
+/// What a client's connection events do: a lost connection is a warning, its return a
+/// line and a count. The first `Connected` is the initial connect, not a return.
+fn connection_events(
+    servers: String,
+    reconnects: metrics::Counter,
+) -> impl Fn(async_nats::Event) -> std::future::Ready<()> + Send + Sync + 'static {
+    let connected_before = std::sync::atomic::AtomicBool::new(false);
+    move |event| {
+        match event {
+            async_nats::Event::Connected => {
+                if connected_before.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    reconnects.increment(1);
+                    tracing::info!(%servers, "the NATS connection is back");
+                }
+            }
+            async_nats::Event::Disconnected => {
+                tracing::warn!(%servers, "the NATS connection is lost; reconnecting");
+            }
+            _ => {}
+        }
+        std::future::ready(())
+    }
+}
+
 /// Opens one connection. Never gives up reconnecting once connected: the reference's
 /// 2-minute reconnect limit (dapr/components-contrib#4563) is a bug we do not copy.
 ///
@@ -202,6 +250,7 @@ async fn connect(
     options: &ConnectOptions,
     addresses: &[ServerAddr],
     policy: &SandboxPolicy,
+    reconnects: metrics::Counter,
 ) -> Result<SharedClient, TransportError> {
     let servers = redacted_servers(&options.servers);
     let what = format!("cannot connect to {servers}");
@@ -240,6 +289,7 @@ async fn connect(
     }
     let request_timeout = Duration::from_millis(u64::from(options.request_timeout_ms.max(1)));
     nats = reconnect_forever(nats)
+        .event_callback(connection_events(servers.clone(), reconnects))
         .name(options.name.clone())
         .connection_timeout(Duration::from_secs(5))
         .request_timeout(Some(request_timeout));
@@ -309,6 +359,7 @@ async fn connect(
         client,
         tls_files: Arc::new(tls_files),
         ack_grace: request_timeout,
+        servers: servers.into(),
     })
 }
 

@@ -36,7 +36,12 @@ impl transport::HostConnection for InstanceState {
         options: ConnectOptions,
     ) -> wasmtime::Result<Result<Resource<ConnectionHandle>, TransportError>> {
         let _host = self.host_time();
-        let shared = match self.pool().get_or_connect(&options, self.policy()).await {
+        let reconnects = self.labels.reconnects();
+        let shared = match self
+            .pool()
+            .get_or_connect(&options, self.policy(), reconnects)
+            .await
+        {
             Ok(shared) => shared,
             Err(err) => return Ok(Err(err)),
         };

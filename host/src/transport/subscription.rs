@@ -9,12 +9,13 @@ use tokio::sync::watch;
 use wasmtime::component::Resource;
 
 use super::TransportError;
-use super::ack_subject;
+use super::ack_subject::{self, Sequences};
 use super::connect::SharedClient;
 use super::handover::{self, HandBack, Handover, Parked, Triage};
 use super::unanswered::{Pending, Unanswered};
 use crate::bindings::transport::{self, AckKind, Delivery};
 use crate::instance::InstanceState;
+use crate::metrics::Answer;
 
 /// Host state behind a `subscription` resource.
 pub struct SubscriptionHandle {
@@ -211,30 +212,34 @@ impl SubscriptionHandle {
             return None;
         }
         let reply = message.reply.clone()?;
-        let delivered = ack_subject::delivered(&reply)?;
+        let sequences = ack_subject::sequences(&reply)?;
         // Payload and headers stay here until the delivery is answered.
         *payload_bytes += message.length.max(message.payload.len());
         let subject = message.subject.to_string();
         let headers = super::convert::headers_to_wit(message.headers.as_ref());
-        let token = lock(&self.unanswered).push(Pending::new(reply, message));
+        let token = lock(&self.unanswered).push(Pending::new(reply, sequences, message));
         Some(Delivery {
             token,
             subject,
             headers,
-            delivered,
+            delivered: sequences.delivered,
         })
     }
 
-    /// The payloads of the unanswered deliveries `tokens` (cheap, shared handles), in
-    /// order, under one lock (a batch is delivered at once).
+    /// The payloads of the unanswered deliveries `tokens` (cheap, shared handles) and
+    /// their sequences, in order, under one lock (a batch is delivered at once).
     pub(crate) fn payloads(
         &self,
         tokens: impl IntoIterator<Item = u64>,
-    ) -> Vec<Option<bytes::Bytes>> {
+    ) -> Vec<Option<(bytes::Bytes, Sequences)>> {
         let unanswered = lock(&self.unanswered);
         tokens
             .into_iter()
-            .map(|token| unanswered.get(token).map(|pending| pending.payload.clone()))
+            .map(|token| {
+                unanswered
+                    .get(token)
+                    .map(|pending| (pending.payload.clone(), pending.sequences))
+            })
             .collect()
     }
 
@@ -277,6 +282,13 @@ impl Answerer {
         lock(&self.unanswered).set_handling(token);
     }
 
+    /// The subject of unanswered delivery `token`, for a log line about it.
+    pub(crate) fn subject(&self, token: u64) -> Option<String> {
+        lock(&self.unanswered)
+            .get(token)
+            .map(|pending| pending.subject.to_string())
+    }
+
     /// Answers delivery `token` (`None`: leaves it unanswered, for `ackPolicy: none`).
     /// The answer is queued on the client, not waited for: as a plain NATS consumer
     /// acknowledges. An answer that cannot be sent (the connection is closed for good)
@@ -286,20 +298,31 @@ impl Answerer {
             lock(&self.unanswered).remove(token);
             return;
         };
-        let reply = {
+        let answered = {
             let mut unanswered = lock(&self.unanswered);
             match kind {
                 // In progress keeps the delivery open: it must still be answered later.
-                AckKind::InProgress => unanswered.get(token).map(|p| p.reply.clone()),
-                _ => unanswered.remove(token).map(|p| p.reply),
+                AckKind::InProgress => unanswered
+                    .get(token)
+                    .map(|p| (p.reply.clone(), p.subject.clone(), p.sequences)),
+                _ => unanswered
+                    .remove(token)
+                    .map(|p| (p.reply, p.subject, p.sequences)),
             }
         };
-        let Some(reply) = reply else {
+        let Some((reply, subject, sequences)) = answered else {
             tracing::debug!(token, "no unanswered delivery has this token");
             return;
         };
         if let Err(err) = self.client.publish(reply, ack_body(&kind)).await {
-            tracing::warn!(error = %err, "an acknowledgement could not be sent; the server will redeliver the message");
+            tracing::warn!(
+                subject = %subject,
+                stream_seq = sequences.stream,
+                consumer_seq = sequences.consumer,
+                delivered = sequences.delivered,
+                error = %err,
+                "an acknowledgement could not be sent; the server will redeliver the message"
+            );
         }
     }
 }
@@ -396,7 +419,7 @@ impl transport::HostSubscription for InstanceState {
     ) -> wasmtime::Result<Option<Vec<u8>>> {
         let subscription = self.table.get(&this)?;
         let payload = subscription.payloads([token]).pop().flatten();
-        Ok(payload.map(|payload| payload.to_vec()))
+        Ok(payload.map(|(payload, _)| payload.to_vec()))
     }
 
     async fn keep_alive(
@@ -404,6 +427,7 @@ impl transport::HostSubscription for InstanceState {
         this: Resource<SubscriptionHandle>,
         interval_ms: u32,
     ) -> wasmtime::Result<()> {
+        let deliveries = self.deliveries();
         let subscription = self.table.get_mut(&this)?;
         if let Some(task) = subscription.keep_alive.take() {
             task.abort();
@@ -427,6 +451,7 @@ impl transport::HostSubscription for InstanceState {
                         let _ = client
                             .publish(reply, bytes::Bytes::from_static(b"+WPI"))
                             .await;
+                        deliveries.answered(Answer::InProgress);
                     }
                 }
             }));

@@ -4,6 +4,8 @@
 
 use std::collections::VecDeque;
 
+use super::ack_subject::Sequences;
+
 /// A delivery handed out and not answered yet.
 #[derive(Clone)]
 pub(crate) struct Pending {
@@ -12,10 +14,12 @@ pub(crate) struct Pending {
     /// Its payload: it never crosses into the component, the host adds it to the message
     /// the application gets.
     pub(crate) payload: bytes::Bytes,
+    /// Its numbers, read from the reply subject once: for the application's message.
+    pub(crate) sequences: Sequences,
     /// Its subject and headers, so it can be handed to another instance if this one is
     /// lost. Only what that needs is kept (not the whole `async_nats::Message`, which
     /// would make every entry half as big again on the per-message path).
-    subject: async_nats::Subject,
+    pub(crate) subject: async_nats::Subject,
     headers: Option<async_nats::HeaderMap>,
     /// A handler is running for it on its own task, and will answer it.
     pub(crate) handling: bool,
@@ -23,9 +27,14 @@ pub(crate) struct Pending {
 
 impl Pending {
     /// A delivery of `message`, answered on `reply`.
-    pub(crate) fn new(reply: async_nats::Subject, message: async_nats::Message) -> Self {
+    pub(crate) fn new(
+        reply: async_nats::Subject,
+        sequences: Sequences,
+        message: async_nats::Message,
+    ) -> Self {
         Self {
             reply,
+            sequences,
             payload: message.payload,
             subject: message.subject,
             headers: message.headers,
@@ -176,7 +185,12 @@ pub(crate) mod tests {
     }
 
     fn pending(reply: &str) -> Pending {
-        Pending::new(reply.into(), message(reply))
+        let sequences = Sequences {
+            delivered: 1,
+            stream: 1,
+            consumer: 1,
+        };
+        Pending::new(reply.into(), sequences, message(reply))
     }
 
     fn replies(unanswered: &Unanswered) -> Vec<String> {
