@@ -2,11 +2,14 @@
 //! socket of its own, and a gRPC client over that socket that sends the
 //! `x-component-instance` header daprd sends.
 
-use std::io::BufRead as _;
+// Each test binary that plays daprd uses part of this.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use crate::support::process::Running;
 
 pub use jetstream_pubsub_host::pluggable::client::Client;
 use jetstream_pubsub_host::pluggable::proto::{
@@ -18,14 +21,13 @@ use tonic::{Status, Streaming};
 
 const BIN: &str = env!("CARGO_BIN_EXE_jetstream-pubsub");
 
-/// How long `serve` may take to be ready, and a message to arrive.
+/// How long a message may take to arrive.
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A `jetstream-pubsub serve` process.
 pub struct Serve {
-    child: Option<Child>,
+    process: Running,
     socket: PathBuf,
-    stderr: Arc<Mutex<String>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -48,46 +50,19 @@ impl Serve {
 
     /// Runs `command` (a `serve`) and waits until it says it serves on `socket`.
     pub fn spawn(command: &mut Command, socket: PathBuf) -> Serve {
-        let mut child = command
-            .env(
+        let process = Running::spawn(
+            command.env(
                 "JETSTREAM_PUBSUB_LOG",
                 std::env::var("JETSTREAM_PUBSUB_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("jetstream-pubsub serve starts");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let lines = std::io::BufReader::new(child.stderr.take().expect("stderr is piped"));
-        let shared = stderr.clone();
-        std::thread::spawn(move || {
-            for line in lines.lines().map_while(Result::ok) {
-                eprintln!("[serve] {line}");
-                let mut text = shared.lock().expect("stderr lock");
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        let serve = Serve {
-            child: Some(child),
+            ),
+            "serve",
+        );
+        process.wait_for_stderr_blocking("serving dapr.proto.components.v1.PubSub");
+        Serve {
+            process,
             socket,
-            stderr,
             _dir: None,
-        };
-        let deadline = Instant::now() + WAIT;
-        while !serve
-            .stderr()
-            .contains("serving dapr.proto.components.v1.PubSub")
-        {
-            assert!(
-                Instant::now() < deadline,
-                "serve was not ready in {WAIT:?}: {}",
-                serve.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
-        serve
     }
 
     pub fn socket(&self) -> &Path {
@@ -96,20 +71,17 @@ impl Serve {
 
     /// Everything the process wrote to stderr so far.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().expect("stderr lock").clone()
+        self.process.stderr()
     }
 
     /// Waits until the process has written `text` to stderr; fails the test after a while.
     pub async fn wait_for_stderr(&self, text: &str) {
-        let deadline = Instant::now() + WAIT;
-        while !self.stderr().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "serve never wrote {text:?}: {}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.process.wait_for_stderr(text).await;
+    }
+
+    /// The `--metrics` address, once serving.
+    pub async fn metrics_address(&self) -> String {
+        self.process.metrics_address().await
     }
 
     /// A client that names `instance` in every call, as daprd does.
@@ -117,41 +89,9 @@ impl Serve {
         client(&self.socket, instance).await
     }
 
-    /// Sends SIGTERM and waits for the process to exit; its status and stderr. Waits
-    /// without blocking the test's runtime, which drives the client's side of the
-    /// connection the server is shutting down.
-    pub async fn terminate(mut self) -> (ExitStatus, String) {
-        let mut child = self.child.take().expect("the process runs");
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(sent.success());
-        let deadline = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("serve can be waited for") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not exit in {WAIT:?} after SIGTERM: {}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        // The reader thread ends with the pipe; give it the last lines.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        (status, self.stderr())
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    /// Sends SIGTERM and waits for the process to exit; its status and stderr.
+    pub async fn terminate(self) -> (ExitStatus, String) {
+        self.process.terminate().await
     }
 }
 

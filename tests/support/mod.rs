@@ -4,10 +4,12 @@
 //! arrive ([`flush`], [`settled`], [`unbound`]) in place of sleeping and hoping.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod capture;
 pub mod certs;
 pub mod cluster;
 pub mod jwt;
+pub mod process;
 pub mod stand_in;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
