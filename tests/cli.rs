@@ -681,6 +681,33 @@ fn demo_delivers_every_update_once() {
         stdout.lines().any(|line| line == "duplicates 0"),
         "{stdout}"
     );
+    // Piped, the output is plain: no progress line, no escape code.
+    for (name, text) in [("stdout", &stdout), ("stderr", &stderr(&output))] {
+        assert!(
+            !text.contains('\r') && !text.contains('\x1b'),
+            "{name}: {text:?}"
+        );
+    }
+}
+
+/// On a terminal (a pseudo-terminal from `script`), `demo` shows its progress on a line it
+/// rewrites, and the results overwrite it.
+#[test]
+fn demo_shows_progress_on_a_terminal() {
+    let server = support::server();
+    let command = format!("{BIN} demo --url {} --messages 2000", server.url());
+    let output = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("\r\x1b[K  … published 500 of 2000"),
+        "{text:?}"
+    );
+    assert!(text.contains("\r\x1b[Kdelivered 2000 ("), "{text:?}");
 }
 
 #[test]

@@ -12,6 +12,7 @@ use jetstream_pubsub_host::provision::{self, Storage, StreamSpec};
 use jetstream_pubsub_host::{AppStatus, BulkEntry, Message, Runtime};
 
 use super::operations::MetricsArgs;
+use super::terminal::Output;
 use super::{Failure, SandboxArgs};
 
 /// The pub/sub's name in the demo's CloudEvents (`pubsubname`).
@@ -73,12 +74,13 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
         replicas: 1,
     };
     provision::add_stream(&settings, &spec).await?;
-    println!(
+    let out = Output::stdout();
+    out.line(&format!(
         "stream    {stream} (subject {topic}) on {}",
         settings.servers()
-    );
+    ));
 
-    let result = round_trip(&runtime, &url, &topic, args.messages).await;
+    let result = round_trip(&runtime, &url, &topic, args.messages, &out).await;
     let _ = provision::delete_stream(&settings, &stream).await;
     runtime.shutdown().await;
     result
@@ -117,6 +119,7 @@ async fn round_trip(
     url: &str,
     topic: &str,
     count: usize,
+    out: &Output,
 ) -> Result<(), Failure> {
     let pubsub = runtime
         .pubsub(vec![("natsURL".into(), url.to_string())])
@@ -169,6 +172,10 @@ async fn round_trip(
             published += 1;
             duplicates_acked += usize::from(ack.duplicate);
         }
+        let delivered = received.lock().map(|r| r.ids.len()).unwrap_or_default();
+        out.progress(&format!(
+            "published {published} of {count}, delivered {delivered}"
+        ));
     }
     let publish_time = started.elapsed();
 
@@ -178,6 +185,7 @@ async fn round_trip(
         if delivered >= published || Instant::now() >= deadline {
             break;
         }
+        out.progress(&format!("delivered {delivered} of {published}"));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let consumer = serde_json::to_string(&subscription.consumer().config)?;
@@ -193,18 +201,18 @@ async fn round_trip(
         (Some(first), Some(last)) if last > first => last - first,
         _ => Duration::from_millis(1),
     };
-    println!(
+    out.line(&format!(
         "published {published} ({:.0} msg/s, {duplicates_acked} acknowledged as duplicates)",
         rate(published, publish_time)
-    );
-    println!(
+    ));
+    out.line(&format!(
         "delivered {delivered} ({:.0} msg/s)",
         rate(delivered, consume_time)
-    );
-    println!("duplicates {duplicates}");
-    println!("consumer  {consumer}");
+    ));
+    out.line(&format!("duplicates {duplicates}"));
+    out.line(&format!("consumer  {consumer}"));
     if delivered == published && duplicates == 0 && published == count {
-        println!("ok: delivered == published, no duplicates");
+        out.line("ok: delivered == published, no duplicates");
         Ok(())
     } else {
         Err(Failure::Failed(format!(

@@ -10,6 +10,7 @@ mod publish;
 mod serve;
 mod stream;
 mod subscribe;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

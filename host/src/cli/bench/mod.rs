@@ -26,7 +26,6 @@ mod rounds;
 mod sandbox;
 mod socket;
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
@@ -37,8 +36,8 @@ use jetstream_pubsub_host::bench_hooks::{self, Profiling};
 use jetstream_pubsub_host::nats_server::ServerOptions;
 use jetstream_pubsub_host::{EMBEDDED_COMPONENT, Metadata, PubSub, Runtime, SandboxPolicy};
 
+use super::terminal::Output;
 use super::{Failure, SandboxArgs};
-use report::Output;
 use rounds::Side;
 
 /// Payload size of every published message (issue 7: 128 bytes).
@@ -173,9 +172,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
 }
 
 async fn run_on_a_worker(args: BenchArgs) -> Result<(), Failure> {
-    let out = Output {
-        tty: std::io::stdout().is_terminal(),
-    };
+    let out = Output::stdout();
     let (url, mut server) = match &args.url {
         Some(url) => (url.clone(), None),
         None => {

@@ -1,35 +1,9 @@
-//! What the bench prints: its header, each side's figures, the ratio lines the smoke test
-//! looks for, and a progress line on a terminal.
-
-use std::io::Write as _;
+//! What the bench prints: its header, each side's figures, and the ratio lines the smoke
+//! test looks for (through `terminal::Output`, with a progress line on a terminal).
 
 use super::machine::{cpu_model, total_memory};
 use super::rounds::{Samples, Side};
 use super::{Bench, BenchArgs};
-
-/// Writes results; on a terminal, also a progress line that results overwrite.
-pub(super) struct Output {
-    pub(super) tty: bool,
-}
-
-impl Output {
-    pub(super) fn progress(&self, text: &str) {
-        if self.tty {
-            let mut out = std::io::stdout().lock();
-            let _ = write!(out, "\r\x1b[K  … {text}");
-            let _ = out.flush();
-        }
-    }
-
-    pub(super) fn line(&self, text: &str) {
-        let mut out = std::io::stdout().lock();
-        if self.tty {
-            let _ = write!(out, "\r\x1b[K");
-        }
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
-    }
-}
 
 impl Bench {
     /// The machine, the server and the command, so the figures can be reproduced.
