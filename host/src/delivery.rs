@@ -7,9 +7,9 @@ use futures::FutureExt as _;
 use wasmtime::component::Resource;
 
 use crate::app::{AppStatus, Message};
-use crate::bindings::{app, transport};
+use crate::bindings::app;
 use crate::instance::InstanceState;
-use crate::transport::{Answerer, SubscriptionHandle};
+use crate::transport::{AckKind, Answerer, SubscriptionHandle};
 
 /// A mapped message ready for the handler, with the answer to each status.
 struct Ready {
@@ -59,13 +59,14 @@ fn ready(
 }
 
 /// The component's answer to `status`.
-fn answer_to(answers: app::Answers, status: AppStatus) -> Option<transport::AckKind> {
-    match status {
+fn answer_to(answers: app::Answers, status: AppStatus) -> Option<AckKind> {
+    let answer = match status {
         AppStatus::Success => answers.success,
         AppStatus::Retry => answers.retry,
         AppStatus::Drop => answers.drop,
         AppStatus::Release => answers.release,
-    }
+    };
+    answer.map(Into::into)
 }
 
 impl app::Host for InstanceState {
