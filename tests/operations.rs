@@ -391,3 +391,34 @@ async fn serve_counts_publishes_by_outcome_and_names_the_component_instance() {
     let (status, _) = serve.terminate().await;
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_refusals_are_counted_by_rule() {
+    let server = support::server();
+    // The flags fix the policy for every instance: the server the YAML names is not on it.
+    let serve = daprd::Serve::start(&["--metrics", "127.0.0.1:0", "--allow-server", "127.0.0.1:1"]);
+    let address = serve.metrics_address().await;
+    let mut dapr = serve.client("refused").await;
+    let refused = daprd::init(&mut dapr, &[("natsURL", &server.url())])
+        .await
+        .expect_err("the sandbox refuses the server");
+    assert!(
+        refused
+            .message()
+            .contains("not a server the sandbox allows (allow-server)"),
+        "{refused:?}"
+    );
+    let metrics = scrape(&address).await;
+    assert_eq!(
+        metrics.value(
+            "jetstream_pubsub_sandbox_refusals_total",
+            &[("rule", "allow-server")]
+        ),
+        1.0,
+        "{}",
+        metrics.body
+    );
+    drop(dapr);
+    let (status, _) = serve.terminate().await;
+    assert!(status.success(), "{status:?}");
+}

@@ -7,10 +7,10 @@ use futures::FutureExt as _;
 use wasmtime::component::Resource;
 
 use crate::app::{AppStatus, DeliveryInfo, Handler, Message, message_span};
-use crate::bindings::{app, transport};
+use crate::bindings::app;
 use crate::instance::InstanceState;
 use crate::metrics::{Answer, DeliveryMetrics};
-use crate::transport::{Answerer, SubscriptionHandle};
+use crate::transport::{AckKind, Answerer, SubscriptionHandle};
 
 /// A mapped message ready for the handler, with the answer to each status.
 struct Ready {
@@ -46,12 +46,12 @@ impl Ready {
 }
 
 /// An answer as the metrics count it.
-fn counted(answer: Option<&transport::AckKind>) -> Answer {
+fn counted(answer: Option<&AckKind>) -> Answer {
     match answer {
-        Some(transport::AckKind::Ack) => Answer::Ack,
-        Some(transport::AckKind::Nak(_)) => Answer::Nak,
-        Some(transport::AckKind::Term) => Answer::Term,
-        Some(transport::AckKind::InProgress) => Answer::InProgress,
+        Some(AckKind::Ack) => Answer::Ack,
+        Some(AckKind::Nak(_)) => Answer::Nak,
+        Some(AckKind::Term) => Answer::Term,
+        Some(AckKind::InProgress) => Answer::InProgress,
         None => Answer::None,
     }
 }
@@ -102,13 +102,14 @@ fn ready(
 }
 
 /// The component's answer to `status`.
-fn answer_to(answers: app::Answers, status: AppStatus) -> Option<transport::AckKind> {
-    match status {
+fn answer_to(answers: app::Answers, status: AppStatus) -> Option<AckKind> {
+    let answer = match status {
         AppStatus::Success => answers.success,
         AppStatus::Retry => answers.retry,
         AppStatus::Drop => answers.drop,
         AppStatus::Release => answers.release,
-    }
+    };
+    answer.map(Into::into)
 }
 
 impl app::Host for InstanceState {

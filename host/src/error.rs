@@ -1,7 +1,5 @@
 //! Errors of the host library.
 
-use crate::bindings::types;
-
 /// Why a host operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,16 +27,6 @@ impl Error {
     /// True when retrying the same call may succeed.
     pub fn is_retriable(&self) -> bool {
         matches!(self, Error::Retriable(_))
-    }
-}
-
-impl From<types::Error> for Error {
-    fn from(err: types::Error) -> Self {
-        match err {
-            types::Error::InvalidMetadata(text) => Error::InvalidMetadata(text),
-            types::Error::Terminal(text) => Error::Terminal(text),
-            types::Error::Retriable(text) => Error::Retriable(text),
-        }
     }
 }
 

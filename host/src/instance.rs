@@ -128,9 +128,12 @@ impl InstanceState {
         let limit = self.sandbox().max_batch;
         if self.pending_acks.saturating_add(adding) > limit as usize {
             let held = self.pending_acks;
-            return Err(TransportError::Refused(format!(
-                "the component holds {held} pending acks and the host limit is {limit}: hand them back before sending {adding} more"
-            )));
+            return Err(TransportError::refused(
+                "max_batch",
+                format!(
+                    "the component holds {held} pending acks and the host limit is {limit}: hand them back before sending {adding} more"
+                ),
+            ));
         }
         Ok(())
     }
@@ -144,12 +147,13 @@ impl InstanceState {
     ) -> wasmtime::Result<Result<Resource<T>, TransportError>> {
         match self.table.push(entry) {
             Ok(resource) => Ok(Ok(resource)),
-            Err(wasmtime::component::ResourceTableError::Full) => {
-                Ok(Err(TransportError::Refused(format!(
+            Err(wasmtime::component::ResourceTableError::Full) => Ok(Err(TransportError::refused(
+                "max_resources",
+                format!(
                     "the component holds {} resources, the host limit (max_resources): drop some first",
                     self.table.max_capacity()
-                ))))
-            }
+                ),
+            ))),
             Err(other) => Err(other.into()),
         }
     }
@@ -158,10 +162,13 @@ impl InstanceState {
     pub(crate) fn check_subscriptions(&self) -> Result<(), TransportError> {
         let limit = self.sandbox().max_subscriptions;
         if self.subscriptions >= limit {
-            return Err(TransportError::Refused(format!(
-                "the component holds {} subscriptions, the host limit (max_subscriptions) is {limit}",
-                self.subscriptions
-            )));
+            return Err(TransportError::refused(
+                "max_subscriptions",
+                format!(
+                    "the component holds {} subscriptions, the host limit (max_subscriptions) is {limit}",
+                    self.subscriptions
+                ),
+            ));
         }
         Ok(())
     }

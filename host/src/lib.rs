@@ -38,9 +38,11 @@ pub mod nats_server;
 pub mod pluggable;
 pub mod provision;
 pub mod pubsub;
+mod redact;
 mod runtime;
 mod sandbox;
 mod transport;
+mod transport_imports;
 
 pub use app::{AppStatus, DeliveryInfo, Handler, Message};
 /// The type of [`Message::data`], re-exported so handlers need no `bytes` dependency of

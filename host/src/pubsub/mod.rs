@@ -64,7 +64,10 @@ impl Runtime {
         let mut instance = self.instantiate(no_subscriber(), stop).await?;
         let (api, store) = instance.call();
         let options = api.call_connection_options(store, metadata).await??;
-        Ok(ConnectionSettings(options, self.shared.policy.clone()))
+        Ok(ConnectionSettings(
+            options.into(),
+            self.shared.policy.clone(),
+        ))
     }
 
     /// A fresh instance delivering to `handler`, initialised with `metadata`.

@@ -187,7 +187,8 @@ impl PubSub {
         let verdict = async {
             let mut publisher = self.publisher().await?;
             let (api, store) = publisher.instance.call();
-            let verdict = api.call_publish_failed(store, &subject, &error).await;
+            let failure = error.clone().into();
+            let verdict = api.call_publish_failed(store, &subject, &failure).await;
             note_trap(&mut publisher, verdict)
         }
         .await;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::bindings::transport;
+use crate::bindings::{transport, types};
 use crate::error::Error;
 
 /// Component metadata: the `spec.metadata` name/value pairs of a Dapr Component.
@@ -69,7 +69,7 @@ pub struct BulkEntryResult {
 /// work (provisioning streams) with the same servers and credentials.
 #[derive(Clone)]
 pub struct ConnectionSettings(
-    pub(crate) transport::ConnectOptions,
+    pub(crate) crate::transport::ConnectOptions,
     /// The sandbox policy the connection is opened under: the runtime's.
     pub(crate) Arc<crate::sandbox::SandboxPolicy>,
 );
@@ -78,10 +78,7 @@ impl std::fmt::Debug for ConnectionSettings {
     // Credentials are never printed.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectionSettings")
-            .field(
-                "servers",
-                &crate::transport::redacted_servers(&self.0.servers),
-            )
+            .field("servers", &crate::redact::servers(&self.0.servers))
             .field("name", &self.0.name)
             .field("api_prefix", &self.0.api_prefix)
             .finish_non_exhaustive()
@@ -91,7 +88,7 @@ impl std::fmt::Debug for ConnectionSettings {
 impl ConnectionSettings {
     /// The servers, with any user info masked.
     pub fn servers(&self) -> String {
-        crate::transport::redacted_servers(&self.0.servers)
+        crate::redact::servers(&self.0.servers)
     }
 }
 
@@ -184,6 +181,18 @@ impl<'a> From<&'a transport::ConsumerConfig> for ConfigView<'a> {
                     DeliverPolicyView::ByStartTime { opt_start_time_ns }
                 }
             },
+        }
+    }
+}
+
+/// The component's error as the host's: the same three kinds, the text as the component
+/// wrote it.
+impl From<types::Error> for Error {
+    fn from(err: types::Error) -> Self {
+        match err {
+            types::Error::InvalidMetadata(text) => Error::InvalidMetadata(text),
+            types::Error::Terminal(text) => Error::Terminal(text),
+            types::Error::Retriable(text) => Error::Retriable(text),
         }
     }
 }

@@ -11,9 +11,32 @@ use std::time::Duration;
 pub(crate) use log_limit::LogLimit;
 pub(crate) use meter::{CpuMeter, HostTime};
 pub use policy::SandboxPolicy;
-pub(crate) use policy::shown_path;
 
-use crate::bindings::transport::TransportError;
+/// Why the sandbox said no; the text names what was refused and the rule. The transport
+/// reports it to the component as its `refused` or `invalid` error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Not allowed to the component: a reserved subject, a server or file outside the
+    /// policy (`transport-error.refused`).
+    Forbidden(String),
+    /// Not well formed: a subject that is not literal (`transport-error.invalid`).
+    Malformed(String),
+}
+
+impl Refusal {
+    /// A request the component may not make under `rule`, counted
+    /// ([`crate::metrics::REFUSALS`]).
+    pub(crate) fn forbidden(rule: &'static str, text: String) -> Self {
+        crate::metrics::refused(rule);
+        Refusal::Forbidden(text)
+    }
+
+    /// A malformed request, refused under `rule` and counted like a forbidden one.
+    pub(crate) fn malformed(rule: &'static str, text: String) -> Self {
+        crate::metrics::refused(rule);
+        Refusal::Malformed(text)
+    }
+}
 
 /// Limits applied to every component instance. Defaults suit a pub/sub component: they
 /// bound what a misbehaving guest can take, far above what the real one needs.
@@ -128,21 +151,23 @@ impl SandboxLimits {
 
     /// Publishing is for application subjects: never the JetStream API, the system
     /// account, or another client's inbox.
-    pub(crate) fn check_publish(&self, subject: &str) -> Result<(), TransportError> {
+    pub(crate) fn check_publish(&self, subject: &str) -> Result<(), Refusal> {
         check_application_subject(subject)
     }
 
     /// A deliver subject the host will listen on or configure for a consumer.
-    pub(crate) fn check_deliver_subject(&self, subject: &str) -> Result<(), TransportError> {
+    pub(crate) fn check_deliver_subject(&self, subject: &str) -> Result<(), Refusal> {
         if !is_literal(subject) {
-            return Err(TransportError::Refused(format!(
-                "deliver subject {subject:?} must be a literal subject"
-            )));
+            return Err(Refusal::forbidden(
+                "deliver-subject",
+                format!("deliver subject {subject:?} must be a literal subject"),
+            ));
         }
         if is_reserved(subject) {
-            return Err(TransportError::Refused(format!(
-                "deliver subject {subject:?} is reserved to the server"
-            )));
+            return Err(Refusal::forbidden(
+                "deliver-subject",
+                format!("deliver subject {subject:?} is reserved to the server"),
+            ));
         }
         Ok(())
     }
@@ -164,16 +189,18 @@ fn is_literal(subject: &str) -> bool {
             .any(|b| matches!(b, b'*' | b'>' | b' ' | b'\t' | b'\r' | b'\n'))
 }
 
-fn check_application_subject(subject: &str) -> Result<(), TransportError> {
+fn check_application_subject(subject: &str) -> Result<(), Refusal> {
     if !is_literal(subject) {
-        return Err(TransportError::Invalid(format!(
-            "cannot publish to {subject:?}: not a literal subject"
-        )));
+        return Err(Refusal::malformed(
+            "publish-subject",
+            format!("cannot publish to {subject:?}: not a literal subject"),
+        ));
     }
     if is_reserved(subject) || subject.starts_with("_INBOX.") {
-        return Err(TransportError::Refused(format!(
-            "publishing to {subject:?} is not allowed to the component"
-        )));
+        return Err(Refusal::forbidden(
+            "publish-subject",
+            format!("publishing to {subject:?} is not allowed to the component"),
+        ));
     }
     Ok(())
 }

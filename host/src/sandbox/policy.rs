@@ -11,8 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::bindings::transport::TransportError;
+use super::Refusal;
 use crate::error::Error;
+use crate::redact;
 
 /// Which servers and files the component may name. The default, [`SandboxPolicy::new`],
 /// allows every server and every file (a library user who sets nothing keeps what the
@@ -91,7 +92,7 @@ impl SandboxPolicy {
         &self,
         url: &str,
         address: &async_nats::ServerAddr,
-    ) -> Result<(), TransportError> {
+    ) -> Result<(), Refusal> {
         let Some(allowed) = &self.servers else {
             return Ok(());
         };
@@ -103,10 +104,13 @@ impl SandboxPolicy {
         {
             return Ok(());
         }
-        Err(TransportError::Refused(format!(
-            "cannot connect to {}: not a server the sandbox allows (allow-server)",
-            crate::transport::redacted_servers(std::slice::from_ref(&url.to_string()))
-        )))
+        Err(Refusal::forbidden(
+            "allow-server",
+            format!(
+                "cannot connect to {}: not a server the sandbox allows (allow-server)",
+                redact::server(url)
+            ),
+        ))
     }
 
     /// Whether the policy limits servers: then async-nats must not follow the servers a
@@ -129,15 +133,18 @@ impl SandboxPolicy {
         what: &str,
         path: &str,
         secret: bool,
-    ) -> Result<PathBuf, TransportError> {
+    ) -> Result<PathBuf, Refusal> {
         let Some(allowed) = &self.paths else {
             return Ok(PathBuf::from(path));
         };
-        let shown = shown_path(path, secret);
+        let shown = redact::path(path, secret);
         let refused = || {
-            TransportError::Refused(format!(
-                "cannot read {what} at {shown}: not a file the sandbox allows (allow-path)"
-            ))
+            Refusal::forbidden(
+                "allow-path",
+                format!(
+                    "cannot read {what} at {shown}: not a file the sandbox allows (allow-path)"
+                ),
+            )
         };
         // A file that cannot be resolved does not exist (or is unreachable): refused
         // alike, so a component cannot probe the file system outside the list.
@@ -147,18 +154,6 @@ impl SandboxPolicy {
         } else {
             Err(refused())
         }
-    }
-}
-
-/// A path for an error message. The value of a secret key (the TLS client key) is never
-/// shown: key material pasted without its PEM armour is taken for a path and must not be
-/// echoed.
-pub(crate) fn shown_path(path: &str, secret: bool) -> String {
-    let path_like = path.len() <= 1024 && !path.contains(['\n', '\r']);
-    if secret || !path_like {
-        "the path given (not shown)".to_string()
-    } else {
-        format!("{path:?}")
     }
 }
 
@@ -195,13 +190,13 @@ fn normalized_host(host: &str) -> String {
 mod tests {
     use super::*;
 
-    fn check(policy: &SandboxPolicy, url: &str) -> Result<(), TransportError> {
+    fn check(policy: &SandboxPolicy, url: &str) -> Result<(), Refusal> {
         policy.check_server(url, &url.parse().expect("a valid URL"))
     }
 
-    fn refused(result: Result<impl std::fmt::Debug, TransportError>) -> String {
+    fn refused(result: Result<impl std::fmt::Debug, Refusal>) -> String {
         match result {
-            Err(TransportError::Refused(text)) => text,
+            Err(Refusal::Forbidden(text)) => text,
             other => panic!("expected a refusal, got {other:?}"),
         }
     }

@@ -14,10 +14,11 @@ use tokio::sync::OnceCell;
 use async_nats::ServerAddr;
 
 use super::TransportError;
+use super::connect_options::{Auth, ConnectOptions, SecretSource};
 use super::credentials::{self, CredentialProblem};
-use super::server_url::{self, redacted_servers};
-use crate::bindings::transport::{Auth, ConnectOptions, SecretSource};
-use crate::sandbox::{SandboxPolicy, shown_path};
+use super::server_url;
+use crate::redact;
+use crate::sandbox::SandboxPolicy;
 
 /// A connected client and what it was opened with. Every holder of a clone (a
 /// `connection` or `subscription` resource, a parked subscriber) keeps it in use: the pool
@@ -134,11 +135,14 @@ impl ClientPool {
             });
         }
         if slots.len() >= self.max_clients {
-            return Err(TransportError::Refused(format!(
-                "cannot connect to {}: the host already holds {} NATS clients, its limit (max_clients), all in use",
-                redacted_servers(&options.servers),
-                slots.len()
-            )));
+            return Err(TransportError::refused(
+                "max_clients",
+                format!(
+                    "cannot connect to {}: the host already holds {} NATS clients, its limit (max_clients), all in use",
+                    redact::servers(&options.servers),
+                    slots.len()
+                ),
+            ));
         }
         let slot = Arc::new(OnceCell::new());
         slots.insert(key.to_string(), slot.clone());
@@ -225,11 +229,12 @@ fn connection_events(
     let connected_before = std::sync::atomic::AtomicBool::new(false);
     move |event| {
         match event {
-            async_nats::Event::Connected => {
-                if connected_before.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    reconnects.increment(1);
-                    tracing::info!(%servers, "the NATS connection is back");
-                }
+            // The swap marks the first one seen: every later one is a return.
+            async_nats::Event::Connected
+                if connected_before.swap(true, std::sync::atomic::Ordering::Relaxed) =>
+            {
+                reconnects.increment(1);
+                tracing::info!(%servers, "the NATS connection is back");
             }
             async_nats::Event::Disconnected => {
                 tracing::warn!(%servers, "the NATS connection is lost; reconnecting");
@@ -252,7 +257,7 @@ async fn connect(
     policy: &SandboxPolicy,
     reconnects: metrics::Counter,
 ) -> Result<SharedClient, TransportError> {
-    let servers = redacted_servers(&options.servers);
+    let servers = redact::servers(&options.servers);
     let what = format!("cannot connect to {servers}");
     let mut tls_files = Vec::new();
     let credential = credential_name(options);
@@ -262,16 +267,16 @@ async fn connect(
     let mut nats = match &options.auth {
         Auth::None => async_nats::ConnectOptions::new(),
         Auth::Token(token) => async_nats::ConnectOptions::with_token(token.clone()),
-        Auth::UserPassword((user, password)) => {
+        Auth::UserPassword { user, password } => {
             async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
         }
         Auth::Nkey(seed) => {
             credentials::user_key_pair(seed).map_err(invalid)?;
             async_nats::ConnectOptions::with_nkey(seed.trim().to_string())
         }
-        Auth::Jwt(user) => {
-            let key_pair = credentials::check_user(&user.jwt, &user.seed).map_err(invalid)?;
-            with_user_jwt(user.jwt.trim().to_string(), key_pair)
+        Auth::Jwt { jwt, seed } => {
+            let key_pair = credentials::check_user(jwt, seed).map_err(invalid)?;
+            with_user_jwt(jwt.trim().to_string(), key_pair)
         }
         Auth::Credentials(source) => {
             let text = read_secret("the credentials file", source, policy)?;
@@ -331,7 +336,7 @@ async fn connect(
         .collect::<Vec<_>>();
     let client = nats.connect(addresses).await.map_err(|err| {
         use async_nats::ConnectErrorKind as Kind;
-        let cause = server_url::redact(&super::error::error_chain(&err), &options.servers);
+        let cause = redact::user_info(&super::error::error_chain(&err), &options.servers);
         match err.kind() {
             Kind::Authentication | Kind::AuthorizationViolation => {
                 TransportError::Denied(format!("{what}: the server refused {credential}: {cause}"))
@@ -384,13 +389,13 @@ fn with_user_jwt(jwt: String, key_pair: nkeys::KeyPair) -> async_nats::ConnectOp
 fn credential_name(options: &ConnectOptions) -> &'static str {
     let in_url = options.servers.iter().any(|s| server_url::has_user_info(s));
     match &options.auth {
-        Auth::None | Auth::Token(_) | Auth::UserPassword(_) if in_url => {
+        Auth::None | Auth::Token(_) | Auth::UserPassword { .. } if in_url => {
             "the credentials in the server URL"
         }
         Auth::Token(_) => "the token",
-        Auth::UserPassword(_) => "the user and password",
+        Auth::UserPassword { .. } => "the user and password",
         Auth::Nkey(_) => "the nkey seed",
-        Auth::Jwt(_) => "the user JWT and seed",
+        Auth::Jwt { .. } => "the user JWT and seed",
         Auth::Credentials(_) => "the credentials file",
         Auth::None if options.tls.client_cert.is_some() => "the TLS client certificate",
         Auth::None => "the connection (no credentials configured)",
@@ -415,7 +420,7 @@ fn read_credential_file(
     let failed = |why: String| {
         TransportError::Invalid(format!(
             "cannot read {what} at {}: {why}",
-            shown_path(path, secret)
+            redact::path(path, secret)
         ))
     };
     let metadata = std::fs::metadata(&allowed).map_err(|err| failed(err.kind().to_string()))?;
@@ -450,7 +455,7 @@ fn read_secret(
             String::from_utf8(bytes).map_err(|_| {
                 TransportError::Invalid(format!(
                     "cannot read {what} at {}: not UTF-8 text",
-                    shown_path(path, false)
+                    redact::path(path, false)
                 ))
             })
         }

@@ -18,8 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::{FutureExt as _, StreamExt as _};
 
-use super::subscription::ack_body;
-use crate::bindings::transport::AckKind;
+use super::ack::AckKind;
 
 /// The component's answers to the messages it never answered (`subscription.hand-back`):
 /// the host sends them, it does not choose them. None leaves a message to the ack wait,
@@ -214,7 +213,7 @@ pub(crate) async fn send_back(
     let batches = [(&answers.suspect, suspects), (&answers.untaken, untouched)];
     for (answer, replies) in batches {
         let Some(answer) = answer else { continue };
-        let body = ack_body(answer);
+        let body = answer.body();
         for reply in replies {
             let _ = client.publish(reply, body.clone()).await;
         }

@@ -1,14 +1,20 @@
-//! The `transport` imports: NATS JetStream through async-nats, executed for the component.
+//! NATS JetStream through async-nats, executed for the component: connections shared in a
+//! pool, sends whose PubAcks are awaited after the call, push subscriptions whose messages
+//! wait here until taken and answered.
 //!
 //! The component decides (subjects, consumer configuration, answers); this module only
-//! executes, and refuses what the sandbox does not allow. Each WIT resource has a state
-//! type here (`ConnectionHandle`, `PendingAck`, `PendingBatch`, `SubscriptionHandle`) and a
-//! file implementing its `Host*` trait.
+//! executes. Each WIT resource has a state type here (`ConnectionHandle`, `PendingAck`,
+//! `PendingBatch`, `SubscriptionHandle`) whose methods do the work with the transport's
+//! own types (its `TransportError`, `ConnectOptions`, `Delivery`, `AckKind`, and
+//! async-nats's consumer configuration). It knows neither the generated bindings nor the
+//! instance: the `Host*` traits are implemented in `transport_imports`, which converts
+//! from and to the WIT types and applies the sandbox's checks and limits.
 
+mod ack;
 mod ack_subject;
 mod connect;
+mod connect_options;
 mod connection;
-mod convert;
 mod credentials;
 mod error;
 mod handover;
@@ -17,22 +23,18 @@ mod server_url;
 mod subscription;
 mod unanswered;
 
+pub(crate) use ack::AckKind;
 pub(crate) use connect::ClientPool;
+pub(crate) use connect_options::{Auth, ConnectOptions, SecretSource, TlsOptions};
 pub use connection::ConnectionHandle;
-pub(crate) use error::TransportError;
-pub(crate) use handover::Handover;
+pub(crate) use error::{ApiError, TransportError};
+pub(crate) use handover::{HandBack, Handover};
 pub(crate) use pending_ack::FailedPublish;
 pub use pending_ack::{PendingAck, PendingBatch};
-pub(crate) use subscription::Answerer;
 pub use subscription::SubscriptionHandle;
-
-use crate::bindings::transport;
-use crate::instance::InstanceState;
-
-impl transport::Host for InstanceState {}
+pub(crate) use subscription::{Answerer, Delivery};
 
 pub(crate) use error::error_chain as chain;
-pub(crate) use server_url::redacted_servers;
 
 /// A transport error as one line of text, for host-side messages.
 pub(crate) fn describe(err: &TransportError) -> String {

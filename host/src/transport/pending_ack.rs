@@ -12,12 +12,9 @@ use std::task::{Context as TaskContext, Poll};
 use async_nats::jetstream::context::{Context, PublishAckFuture, PublishError};
 use async_nats::jetstream::message::PublishMessage;
 use tokio::task::JoinHandle;
-use wasmtime::component::Resource;
 
 use super::TransportError;
 use super::error::from_publish_error;
-use crate::bindings::transport;
-use crate::instance::InstanceState;
 
 /// Host state behind a `pending-ack` resource.
 pub struct PendingAck {
@@ -54,11 +51,12 @@ impl PendingAck {
         jetstream: Arc<Context>,
         subject: async_nats::Subject,
         publish: PublishMessage,
-    ) -> Result<Self, PublishError> {
+    ) -> Result<Self, TransportError> {
         let shared = subject.clone();
         let mut sending = Box::pin(async move { jetstream.send_publish(shared, publish).await });
         let sent = match sending.as_mut().poll(&mut noop_context()) {
-            Poll::Ready(queued) => Sent::Queued(queued?),
+            Poll::Ready(Ok(queued)) => Sent::Queued(queued),
+            Poll::Ready(Err(err)) => return Err(from_publish_error(&subject, err)),
             Poll::Pending => Sent::Waiting(tokio::spawn(sending)),
         };
         Ok(Self { sent, subject })
@@ -124,7 +122,7 @@ impl PendingBatch {
         }
     }
 
-    /// Sends `messages` (or their conversion failures) to `subject` in order, without ever
+    /// Sends `messages` (or why one could not become a message) to `subject` in order, without ever
     /// waiting for room on the connection. One future sends the whole batch, awaiting each
     /// `send_publish` as a plain pipelined publish does, and is polled once here: nearly
     /// always every message is queued then; if one finds no room, the future goes on in
@@ -134,7 +132,7 @@ impl PendingBatch {
     pub(crate) fn send(
         jetstream: Arc<Context>,
         subject: async_nats::Subject,
-        messages: Vec<Result<PublishMessage, FailedPublish>>,
+        messages: Vec<Result<PublishMessage, TransportError>>,
     ) -> Self {
         let len = messages.len();
         let shown = subject.to_string();
@@ -152,7 +150,10 @@ impl PendingBatch {
                             subject: subject.to_string(),
                         }),
                     },
-                    Err(failed) => Err(failed),
+                    Err(error) => Err(FailedPublish {
+                        error,
+                        subject: subject.to_string(),
+                    }),
                 });
             }
             sent
@@ -225,18 +226,4 @@ impl PendingBatch {
 pub(crate) struct FailedPublish {
     pub(crate) subject: String,
     pub(crate) error: TransportError,
-}
-
-impl transport::HostPendingAck for InstanceState {
-    async fn drop(&mut self, this: Resource<PendingAck>) -> wasmtime::Result<()> {
-        self.take_pending_ack(this)?;
-        Ok(())
-    }
-}
-
-impl transport::HostPendingBatch for InstanceState {
-    async fn drop(&mut self, this: Resource<PendingBatch>) -> wasmtime::Result<()> {
-        self.take_pending_batch(this)?;
-        Ok(())
-    }
 }

@@ -10,13 +10,15 @@
 use async_nats::ServerAddr;
 
 use super::TransportError;
+use crate::redact;
 
 /// The address of `url`, user info included: `nats://`, `tls://`, `ws://` or `wss://` (or
 /// no scheme: `nats://`), a host, a port (4222 by default; 80 and 443 for `ws` and `wss`), and
 /// no path, query or fragment.
 pub(crate) fn parse(url: &str) -> Result<ServerAddr, TransportError> {
-    let invalid =
-        |why: &str| TransportError::Invalid(format!("cannot connect to {}: {why}", shown(url)));
+    let invalid = |why: &str| {
+        TransportError::Invalid(format!("cannot connect to {}: {why}", redact::server(url)))
+    };
     let address: ServerAddr = url
         .trim()
         .parse()
@@ -75,63 +77,6 @@ fn percent_decode(text: &str) -> String {
     percent_encoding::percent_decode_str(text)
         .decode_utf8_lossy()
         .into_owned()
-}
-
-/// `url` for a message or a log line: `scheme://host:port` as parsed, user info masked
-/// (`***@`). A URL that does not parse is shown escaped (no line breaks), user info masked.
-pub(crate) fn shown(url: &str) -> String {
-    match url.trim().parse::<ServerAddr>() {
-        Ok(address) => {
-            let inner = address.clone().into_inner();
-            let user_info = if address.username().is_some() || address.has_user_pass() {
-                "***@"
-            } else {
-                ""
-            };
-            let host = address.host();
-            let host = if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                host.to_string()
-            };
-            format!("{}://{user_info}{host}:{}", inner.scheme(), address.port())
-        }
-        Err(_) => {
-            let masked = match url.rsplit_once('@') {
-                Some((_, host)) => format!("***@{host}"),
-                None => url.to_string(),
-            };
-            format!("{masked:?}")
-        }
-    }
-}
-
-/// Server URLs for messages, comma separated, each [`shown`].
-pub(crate) fn redacted_servers(servers: &[String]) -> String {
-    servers
-        .iter()
-        .map(|s| shown(s))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Removes any user info of the server URLs from a library message: the user info as
-/// written in each URL (`user:password`, or a token) becomes `***`.
-pub(crate) fn redact(text: &str, servers: &[String]) -> String {
-    let mut text = text.to_string();
-    for server in servers {
-        // As the connection reads it: a URL without a scheme is a `nats://` one.
-        let Ok(address) = server.trim().parse::<ServerAddr>() else {
-            continue;
-        };
-        let user_info = match (address.username(), address.password()) {
-            (None, _) => continue,
-            (Some(user), None) => user.to_string(),
-            (Some(user), Some(password)) => format!("{user}:{password}"),
-        };
-        text = text.replace(&user_info, "***");
-    }
-    text
 }
 
 #[cfg(test)]
@@ -194,24 +139,5 @@ mod tests {
         ] {
             assert!(parse(fine).is_ok(), "{fine}");
         }
-    }
-
-    #[test]
-    fn user_info_is_masked_in_messages() {
-        let servers = vec![
-            "nats://alice:s3cret@h:4222".to_string(),
-            "tls://tok3n@h2".into(),
-            "h3:4222".into(),
-            "nats://x\n@bad url".into(),
-            "bob:pa55@h4:4222".into(),
-        ];
-        assert_eq!(
-            redacted_servers(&servers),
-            "nats://***@h:4222,tls://***@h2:4222,nats://h3:4222,\"***@bad url\",nats://***@h4:4222"
-        );
-        assert_eq!(
-            redact("failed alice:s3cret and tok3n, bob:pa55", &servers),
-            "failed *** and ***, ***"
-        );
     }
 }

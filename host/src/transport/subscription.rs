@@ -6,16 +6,13 @@ use std::time::Duration;
 
 use futures::{FutureExt as _, StreamExt as _};
 use tokio::sync::watch;
-use wasmtime::component::Resource;
 
 use super::TransportError;
+use super::ack::AckKind;
 use super::ack_subject::{self, Sequences};
 use super::connect::SharedClient;
 use super::handover::{self, HandBack, Handover, Parked, Triage};
 use super::unanswered::{Pending, Unanswered};
-use crate::bindings::transport::{self, AckKind, Delivery};
-use crate::instance::InstanceState;
-use crate::metrics::Answer;
 
 /// Host state behind a `subscription` resource.
 pub struct SubscriptionHandle {
@@ -44,6 +41,20 @@ pub struct SubscriptionHandle {
 struct HandlerSlots {
     semaphore: Arc<tokio::sync::Semaphore>,
     size: u32,
+}
+
+/// A message pushed by a consumer: what the component needs to map and answer it. The
+/// payload stays here ([`SubscriptionHandle::payloads`]): the component passes it through
+/// without reading it.
+pub(crate) struct Delivery {
+    /// Token to answer this delivery with (valid on its subscription only).
+    pub(crate) token: u64,
+    /// The subject it was published on.
+    pub(crate) subject: String,
+    /// Its headers, in order; a name with several values gives several pairs.
+    pub(crate) headers: Vec<(String, String)>,
+    /// How many times it has been delivered (1 on the first delivery).
+    pub(crate) delivered: u64,
 }
 
 /// Unanswered deliveries, shared with the keep-alive task.
@@ -216,7 +227,7 @@ impl SubscriptionHandle {
         // Payload and headers stay here until the delivery is answered.
         *payload_bytes += message.length.max(message.payload.len());
         let subject = message.subject.to_string();
-        let headers = super::convert::headers_to_wit(message.headers.as_ref());
+        let headers = header_pairs(message.headers.as_ref());
         let token = lock(&self.unanswered).push(Pending::new(reply, sequences, message));
         Some(Delivery {
             token,
@@ -314,7 +325,7 @@ impl Answerer {
             tracing::debug!(token, "no unanswered delivery has this token");
             return;
         };
-        if let Err(err) = self.client.publish(reply, ack_body(&kind)).await {
+        if let Err(err) = self.client.publish(reply, kind.body()).await {
             tracing::warn!(
                 subject = %subject,
                 stream_seq = sequences.stream,
@@ -327,55 +338,40 @@ impl Answerer {
     }
 }
 
-/// The wire body of an answer (JetStream's ack protocol).
-pub(super) fn ack_body(kind: &AckKind) -> bytes::Bytes {
-    match kind {
-        AckKind::Ack => bytes::Bytes::from_static(b"+ACK"),
-        AckKind::Nak(None) => bytes::Bytes::from_static(b"-NAK"),
-        AckKind::Nak(Some(delay_ns)) => {
-            bytes::Bytes::from(format!("-NAK {{\"delay\":{delay_ns}}}"))
-        }
-        AckKind::InProgress => bytes::Bytes::from_static(b"+WPI"),
-        AckKind::Term => bytes::Bytes::from_static(b"+TERM"),
-    }
-}
-
-impl transport::HostSubscription for InstanceState {
-    async fn next_batch(
+/// What the component does with a subscription (`transport.subscription`), executed.
+impl SubscriptionHandle {
+    /// Waits up to `wait` for the first message, then takes it with the ones already
+    /// buffered, at most `limit` of them and, once `byte_limit` payload bytes are held, no
+    /// more. Empty when nothing arrived in time, or when the host is stopping the pump.
+    /// Cancel safety: a message returned is owned by the caller until answered; a message
+    /// never returned stays with the server, which redelivers it.
+    pub(crate) async fn next_batch(
         &mut self,
-        this: Resource<SubscriptionHandle>,
-        max: u32,
-        wait_ms: u32,
-    ) -> wasmtime::Result<Result<Vec<Delivery>, TransportError>> {
-        let _host = self.host_time();
-        let limit = max.min(self.sandbox().max_batch).max(1) as usize;
-        // Bounded by bytes too: the payloads of a batch are held here until answered.
-        let byte_limit = self.sandbox().max_batch_bytes();
+        limit: usize,
+        byte_limit: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, TransportError> {
         let mut bytes = 0usize;
-        let wait = Duration::from_millis(u64::from(wait_ms));
-        let subscription = self.table.get_mut(&this)?;
         let mut batch = Vec::new();
         // What a lost instance held goes first, alone: should it fail again, it fails by
         // itself and is known for the culprit.
-        let replay = (!*subscription.stop.borrow())
-            .then(|| lock(&subscription.unanswered).next_replay())
+        let replay = (!*self.stop.borrow())
+            .then(|| lock(&self.unanswered).next_replay())
             .flatten();
         if let Some(message) = replay
-            && let Some(delivery) = subscription.accept(message, &mut bytes).await
+            && let Some(delivery) = self.accept(message, &mut bytes).await
         {
-            return Ok(Ok(vec![delivery]));
+            return Ok(vec![delivery]);
         }
         let deadline = tokio::time::Instant::now() + wait;
         while batch.is_empty() {
-            if *subscription.stop.borrow() {
+            if *self.stop.borrow() {
                 break;
             }
-            let Lifecycle::Active(subscriber) = &mut subscription.state else {
-                return Ok(Err(TransportError::Other(
-                    "the subscription is closed".into(),
-                )));
+            let Lifecycle::Active(subscriber) = &mut self.state else {
+                return Err(TransportError::Other("the subscription is closed".into()));
             };
-            let mut stop = subscription.stop.clone();
+            let mut stop = self.stop.clone();
             let next = tokio::select! {
                 next = tokio::time::timeout_at(deadline, subscriber.next()) => next,
                 _ = stop.changed() => break,
@@ -383,25 +379,25 @@ impl transport::HostSubscription for InstanceState {
             match next {
                 Err(_elapsed) => break,
                 Ok(None) => {
-                    subscription.state = Lifecycle::Closed;
-                    return Ok(Err(TransportError::Connection(
+                    self.state = Lifecycle::Closed;
+                    return Err(TransportError::Connection(
                         "the server ended the subscription".into(),
-                    )));
+                    ));
                 }
                 Ok(Some(message)) => {
-                    if let Some(delivery) = subscription.accept(message, &mut bytes).await {
+                    if let Some(delivery) = self.accept(message, &mut bytes).await {
                         batch.push(delivery);
                     }
                 }
             }
             // Take what is already buffered, without waiting again.
             while batch.len() < limit && bytes < byte_limit {
-                let Lifecycle::Active(subscriber) = &mut subscription.state else {
+                let Lifecycle::Active(subscriber) = &mut self.state else {
                     break;
                 };
                 match subscriber.next().now_or_never() {
                     Some(Some(message)) => {
-                        if let Some(delivery) = subscription.accept(message, &mut bytes).await {
+                        if let Some(delivery) = self.accept(message, &mut bytes).await {
                             batch.push(delivery);
                         }
                     }
@@ -409,34 +405,18 @@ impl transport::HostSubscription for InstanceState {
                 }
             }
         }
-        Ok(Ok(batch))
+        Ok(batch)
     }
 
-    async fn payload(
-        &mut self,
-        this: Resource<SubscriptionHandle>,
-        token: u64,
-    ) -> wasmtime::Result<Option<Vec<u8>>> {
-        let subscription = self.table.get(&this)?;
-        let payload = subscription.payloads([token]).pop().flatten();
-        Ok(payload.map(|(payload, _)| payload.to_vec()))
-    }
-
-    async fn keep_alive(
-        &mut self,
-        this: Resource<SubscriptionHandle>,
-        interval_ms: u32,
-    ) -> wasmtime::Result<()> {
-        let deliveries = self.deliveries();
-        let subscription = self.table.get_mut(&this)?;
-        if let Some(task) = subscription.keep_alive.take() {
+    /// While a delivery is unanswered, sends in-progress (`+WPI`) for it every `interval`
+    /// (`None`: stops doing so); `signalled` counts each one sent.
+    pub(crate) fn keep_alive(&mut self, interval: Option<Duration>, signalled: metrics::Counter) {
+        if let Some(task) = self.keep_alive.take() {
             task.abort();
         }
-        if interval_ms > 0 {
-            let interval = Duration::from_millis(u64::from(interval_ms));
-            let (client, unanswered) =
-                (subscription.client.clone(), subscription.unanswered.clone());
-            subscription.keep_alive = Some(tokio::spawn(async move {
+        if let Some(interval) = interval {
+            let (client, unanswered) = (self.client.clone(), self.unanswered.clone());
+            self.keep_alive = Some(tokio::spawn(async move {
                 let mut ticks =
                     tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
                 loop {
@@ -451,54 +431,48 @@ impl transport::HostSubscription for InstanceState {
                         let _ = client
                             .publish(reply, bytes::Bytes::from_static(b"+WPI"))
                             .await;
-                        deliveries.answered(Answer::InProgress);
+                        signalled.increment(1);
                     }
                 }
             }));
         }
-        Ok(())
     }
 
-    async fn hand_back(
-        &mut self,
-        this: Resource<SubscriptionHandle>,
-        untaken: Option<AckKind>,
-        suspect: Option<AckKind>,
-    ) -> wasmtime::Result<()> {
-        self.table.get_mut(&this)?.hand_back = HandBack { untaken, suspect };
-        Ok(())
+    /// How the host answers, for the component, the messages it never answers itself.
+    pub(crate) fn hand_back(&mut self, hand_back: HandBack) {
+        self.hand_back = hand_back;
     }
 
-    async fn unsubscribe(
-        &mut self,
-        this: Resource<SubscriptionHandle>,
-    ) -> wasmtime::Result<Result<(), TransportError>> {
-        let _host = self.host_time();
-        let subscription = self.table.get_mut(&this)?;
-        let untaken = subscription.stop_listening().await;
-        handover::send_back(
-            &subscription.client,
-            &subscription.hand_back,
-            Vec::new(),
-            untaken,
-        )
-        .await;
+    /// Stops listening; the messages never taken get the component's `untaken` answer.
+    /// Returns once the handlers of this subscription still running have finished and
+    /// their answers are on their way.
+    pub(crate) async fn unsubscribe(&mut self) {
+        let untaken = self.stop_listening().await;
+        handover::send_back(&self.client, &self.hand_back, Vec::new(), untaken).await;
         // Handlers still running answer their messages before the consumer is left alone,
         // and answers already queued must reach the server.
-        subscription.handlers_finished().await;
-        let _ = subscription.client.flush().await;
-        Ok(Ok(()))
+        self.handlers_finished().await;
+        let _ = self.client.flush().await;
     }
 
-    async fn drop(&mut self, this: Resource<SubscriptionHandle>) -> wasmtime::Result<()> {
-        let mut subscription = self.take_subscription(this)?;
-        let untaken = subscription.stop_listening().await;
-        handover::hand_back(
-            &subscription.client,
-            &subscription.hand_back,
-            Vec::new(),
-            untaken,
-        );
-        Ok(())
+    /// The component let go of the subscription: stops listening, and hands back the
+    /// messages never taken without waiting.
+    pub(crate) async fn close(mut self) {
+        let untaken = self.stop_listening().await;
+        handover::hand_back(&self.client, &self.hand_back, Vec::new(), untaken);
     }
+}
+
+/// NATS headers as pairs, in order; a name with several values gives several pairs.
+fn header_pairs(headers: Option<&async_nats::HeaderMap>) -> Vec<(String, String)> {
+    let Some(headers) = headers else {
+        return Vec::new();
+    };
+    let mut pairs = Vec::new();
+    for (name, values) in headers.iter() {
+        for value in values {
+            pairs.push((name.to_string(), value.to_string()));
+        }
+    }
+    pairs
 }

@@ -1,15 +1,19 @@
-//! WIT transport types to and from async-nats types. Destructured exhaustively, so a
-//! field added to the contract cannot be forgotten here.
+//! WIT transport types to and from the transport's (its own, and async-nats's consumer
+//! configuration and messages). Destructured exhaustively, so a field added to the
+//! contract cannot be forgotten here. One conversion per type, in one direction: what the
+//! component passes in, what the host hands back.
 
 use std::str::FromStr as _;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 
-use super::TransportError;
 use crate::bindings::transport::{
-    AckPolicy, BatchEntry, ConsumerConfig, ConsumerInfo, DeliverPolicy, Headers, OutboundMessage,
+    self as wit, AckPolicy, BatchEntry, ConsumerConfig, ConsumerInfo, DeliverPolicy, Headers,
+    OutboundMessage,
 };
+use crate::sandbox::Refusal;
+use crate::transport::{self as nats, TransportError};
 
 /// A WIT outbound message as an async-nats publish, validated (header names and values
 /// that would break the protocol are refused, not panicked on).
@@ -49,20 +53,6 @@ fn headers_from_wit(headers: &Headers) -> Result<async_nats::HeaderMap, Transpor
         map.append(header, value.as_str());
     }
     Ok(map)
-}
-
-/// NATS headers as WIT pairs; a name with several values gives several pairs.
-pub(crate) fn headers_to_wit(headers: Option<&async_nats::HeaderMap>) -> Headers {
-    let Some(headers) = headers else {
-        return Vec::new();
-    };
-    let mut pairs = Vec::new();
-    for (name, values) in headers.iter() {
-        for value in values {
-            pairs.push((name.to_string(), value.to_string()));
-        }
-    }
-    pairs
 }
 
 fn nanos(duration: Duration) -> u64 {
@@ -167,5 +157,112 @@ pub(crate) fn consumer_info(info: &consumer::Info) -> ConsumerInfo {
         push_bound: info.push_bound,
         num_pending: info.num_pending,
         num_ack_pending: info.num_ack_pending as u64,
+    }
+}
+
+impl From<wit::ConnectOptions> for nats::ConnectOptions {
+    fn from(options: wit::ConnectOptions) -> Self {
+        let wit::ConnectOptions {
+            servers,
+            name,
+            auth,
+            tls,
+            api_prefix,
+            request_timeout_ms,
+        } = options;
+        let wit::TlsOptions {
+            required,
+            client_cert,
+            client_key,
+            ca,
+        } = tls;
+        nats::ConnectOptions {
+            servers,
+            name,
+            auth: match auth {
+                wit::Auth::None => nats::Auth::None,
+                wit::Auth::Token(token) => nats::Auth::Token(token),
+                wit::Auth::UserPassword((user, password)) => {
+                    nats::Auth::UserPassword { user, password }
+                }
+                wit::Auth::Jwt(wit::JwtCredentials { jwt, seed }) => nats::Auth::Jwt { jwt, seed },
+                wit::Auth::Nkey(seed) => nats::Auth::Nkey(seed),
+                wit::Auth::Credentials(source) => nats::Auth::Credentials(source.into()),
+            },
+            tls: nats::TlsOptions {
+                required,
+                client_cert: client_cert.map(Into::into),
+                client_key: client_key.map(Into::into),
+                ca: ca.map(Into::into),
+            },
+            api_prefix,
+            request_timeout_ms,
+        }
+    }
+}
+
+impl From<wit::SecretSource> for nats::SecretSource {
+    fn from(source: wit::SecretSource) -> Self {
+        match source {
+            wit::SecretSource::Inline(text) => nats::SecretSource::Inline(text),
+            wit::SecretSource::File(path) => nats::SecretSource::File(path),
+        }
+    }
+}
+
+impl From<wit::AckKind> for nats::AckKind {
+    fn from(kind: wit::AckKind) -> Self {
+        match kind {
+            wit::AckKind::Ack => nats::AckKind::Ack,
+            wit::AckKind::Nak(delay_ns) => nats::AckKind::Nak(delay_ns),
+            wit::AckKind::InProgress => nats::AckKind::InProgress,
+            wit::AckKind::Term => nats::AckKind::Term,
+        }
+    }
+}
+
+impl From<nats::Delivery> for wit::Delivery {
+    fn from(delivery: nats::Delivery) -> Self {
+        let nats::Delivery {
+            token,
+            subject,
+            headers,
+            delivered,
+        } = delivery;
+        wit::Delivery {
+            token,
+            subject,
+            headers,
+            delivered,
+        }
+    }
+}
+
+/// A sandbox refusal as the component gets it (by way of the transport's error, which
+/// says how a refusal is classified).
+pub(super) fn refusal(refusal: Refusal) -> wit::TransportError {
+    TransportError::from(refusal).into()
+}
+
+impl From<TransportError> for wit::TransportError {
+    fn from(err: TransportError) -> Self {
+        match err {
+            TransportError::Connection(text) => wit::TransportError::Connection(text),
+            TransportError::TimedOut(text) => wit::TransportError::TimedOut(text),
+            TransportError::NoResponders(text) => wit::TransportError::NoResponders(text),
+            TransportError::Jetstream(nats::ApiError {
+                status,
+                code,
+                description,
+            }) => wit::TransportError::Jetstream(wit::ApiError {
+                status,
+                code,
+                description,
+            }),
+            TransportError::Denied(text) => wit::TransportError::Denied(text),
+            TransportError::Refused(text) => wit::TransportError::Refused(text),
+            TransportError::Invalid(text) => wit::TransportError::Invalid(text),
+            TransportError::Other(text) => wit::TransportError::Other(text),
+        }
     }
 }
