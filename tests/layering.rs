@@ -3,8 +3,7 @@
 //! one that, directly or not, imports it back.
 //!
 //! A module's imports are the top-level modules it names as `crate::name` or in a
-//! `crate::{a, b::C}` group, comments left out: what `python3 /tmp/deps.py` printed when
-//! the cycles were taken apart. A dependency the source never names (a `From` impl used
+//! `crate::{a, b::C}` group, comments left out. A dependency the source never names (a `From` impl used
 //! through `.into()`) is not seen: it points down only if the impl lives below.
 
 use std::collections::{BTreeMap, BTreeSet};
