@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use bytes::Bytes;
 use jetstream_pubsub_host::PublishRequest;
-use jetstream_pubsub_host::nats_server::NatsServer;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::Command;
 
@@ -49,23 +47,6 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Publishes each payload to `subject` as a plain NATS client would.
-async fn publish(server: &NatsServer, subject: &str, payloads: &[&str]) {
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let jetstream = async_nats::jetstream::new(client);
-    for payload in payloads {
-        jetstream
-            .publish(
-                subject.to_string(),
-                Bytes::copy_from_slice(payload.as_bytes()),
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn success_answers_acknowledge_and_nothing_comes_back() {
     let server = support::server();
@@ -78,7 +59,7 @@ async fn success_answers_acknowledge_and_nothing_comes_back() {
         _ => reply(204, ""),
     })
     .await;
-    publish(
+    support::publish_plain(
         &server,
         "ok",
         &["empty", "success", "lowercase", "not-json", "no-content"],
@@ -126,7 +107,7 @@ async fn retry_unknown_status_and_server_errors_are_redelivered() {
     })
     .await;
     let payloads = ["retry", "unknown", "error", "unavailable"];
-    publish(&server, "retry", &payloads).await;
+    support::publish_plain(&server, "retry", &payloads).await;
     let dir = tempfile::tempdir().unwrap();
     let file = manifest(dir.path(), &server.url(), "");
 
@@ -163,7 +144,7 @@ async fn drop_and_not_found_are_never_redelivered() {
         _ => reply(200, r#"{"status":"SUCCESS"}"#),
     })
     .await;
-    publish(&server, "drop", &["drop", "missing", "kept"]).await;
+    support::publish_plain(&server, "drop", &["drop", "missing", "kept"]).await;
     let dir = tempfile::tempdir().unwrap();
     let file = manifest(dir.path(), &server.url(), "");
     let url = app.url("/drop");
@@ -266,8 +247,8 @@ async fn parallel_mode_posts_concurrently_single_mode_one_at_a_time() {
     };
     let payloads: Vec<String> = (0..10).map(|n| format!("job-{n}")).collect();
     let payloads: Vec<&str> = payloads.iter().map(String::as_str).collect();
-    publish(&server, "work.parallel", &payloads).await;
-    publish(&server, "work.single", &payloads[..3]).await;
+    support::publish_plain(&server, "work.parallel", &payloads).await;
+    support::publish_plain(&server, "work.single", &payloads[..3]).await;
     let dir = tempfile::tempdir().unwrap();
 
     let parallel_app = App::start(slow).await;
@@ -349,7 +330,7 @@ async fn app_down_is_retried_and_the_message_arrives_once_it_is_up() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    publish(&server, "late", &["patient"]).await;
+    support::publish_plain(&server, "late", &["patient"]).await;
 
     // Wait until the CLI says it could not reach the app, at least twice (a redelivery).
     let mut lines = tokio::io::BufReader::new(subscriber.stderr.take().unwrap()).lines();
@@ -399,7 +380,7 @@ async fn a_slow_app_times_out_and_the_message_is_retried() {
         },
     })
     .await;
-    publish(&server, "slow", &["sleepy"]).await;
+    support::publish_plain(&server, "slow", &["sleepy"]).await;
     let dir = tempfile::tempdir().unwrap();
     let file = manifest(dir.path(), &server.url(), "");
 
@@ -479,7 +460,7 @@ async fn a_dapr_app_receives_the_cloud_event_it_expects() {
     assert!(published.status.success(), "{}", stderr(&published));
     // A CloudEvent from a plain NATS client, no content type: still delivered as one.
     let foreign = r#"{"specversion":"1.0","id":"ext-1","source":"billing","type":"invoice.sent"}"#;
-    publish(&server, "orders.ext", &[foreign]).await;
+    support::publish_plain(&server, "orders.ext", &[foreign]).await;
 
     let output = subscribe(
         &file,
@@ -523,7 +504,7 @@ async fn a_dapr_app_receives_the_cloud_event_it_expects() {
     );
 
     // A raw subscription (its own durable) wraps what a plain NATS client published.
-    publish(&server, "orders.raw", &["raw bytes"]).await;
+    support::publish_plain(&server, "orders.raw", &["raw bytes"]).await;
     let raw_file = dir.path().join("raw.yaml");
     std::fs::write(
         &raw_file,

@@ -61,6 +61,21 @@ pub async fn stream(server: &NatsServer, name: &str, subjects: &[&str]) {
         .expect("stream created");
 }
 
+/// Publishes each payload to `subject` as a plain NATS client would (no CloudEvent, no
+/// headers), each awaited to its PubAck.
+pub async fn publish_plain(server: &NatsServer, subject: &str, payloads: &[&str]) {
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    for payload in payloads {
+        jetstream
+            .publish(subject.to_string(), bytes::Bytes::from(payload.to_string()))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
 /// Metadata pairs from string slices.
 pub fn metadata(pairs: &[(&str, &str)]) -> Metadata {
     pairs

@@ -49,12 +49,7 @@ impl Running {
     /// Blocks until the process has written `text` to stderr; fails the test after a while.
     pub fn wait_for_stderr_blocking(&self, text: &str) {
         let deadline = Instant::now() + WAIT;
-        while !self.stderr().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "the process never wrote {text:?}: {}",
-                self.stderr()
-            );
+        while !self.has_written(text, deadline) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -62,14 +57,19 @@ impl Running {
     /// Waits until the process has written `text` to stderr; fails the test after a while.
     pub async fn wait_for_stderr(&self, text: &str) {
         let deadline = Instant::now() + WAIT;
-        while !self.stderr().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "the process never wrote {text:?}: {}",
-                self.stderr()
-            );
+        while !self.has_written(text, deadline) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Whether stderr holds `text` yet; fails the test once `deadline` has passed.
+    fn has_written(&self, text: &str, deadline: Instant) -> bool {
+        let stderr = self.stderr();
+        assert!(
+            stderr.contains(text) || Instant::now() < deadline,
+            "the process never wrote {text:?}: {stderr}"
+        );
+        stderr.contains(text)
     }
 
     /// The address after `metrics: serving /metrics, /healthz and /readyz on http://` on
