@@ -15,7 +15,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use jetstream_pubsub_host::nats_server::NatsServer;
 use jetstream_pubsub_host::pluggable::proto::{
     BulkMessageEntry, BulkPublishRequest, PublishRequest,
 };
@@ -102,20 +101,6 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
     }
 }
 
-/// Publishes each payload to `subject` as a plain NATS client would.
-async fn publish(server: &NatsServer, subject: &str, payloads: &[&str]) {
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let jetstream = async_nats::jetstream::new(client);
-    for payload in payloads {
-        jetstream
-            .publish(subject.to_string(), Bytes::from(payload.to_string()))
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn subscribe_counts_a_known_workload_and_readyz_follows_the_server() {
     let mut server = support::server();
@@ -127,7 +112,7 @@ async fn subscribe_counts_a_known_workload_and_readyz_follows_the_server() {
         _ => reply(200, ""),
     })
     .await;
-    publish(&server, "ops.eu", &["a", "b", "c", "retry", "drop"]).await;
+    support::publish_plain(&server, "ops.eu", &["a", "b", "c", "retry", "drop"]).await;
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("pubsub.yaml");
     std::fs::write(
@@ -169,22 +154,13 @@ async fn subscribe_counts_a_known_workload_and_readyz_follows_the_server() {
         1.0,
         "{body}"
     );
-    assert_eq!(
-        metrics.value("jetstream_pubsub_answered_total", &answered("ack")),
-        4.0
-    );
-    assert_eq!(
-        metrics.value("jetstream_pubsub_answered_total", &answered("nak")),
-        1.0
-    );
-    assert_eq!(
-        metrics.value("jetstream_pubsub_answered_total", &answered("term")),
-        1.0
-    );
-    assert_eq!(
-        metrics.value("jetstream_pubsub_answered_total", &answered("none")),
-        0.0
-    );
+    for (answer, count) in [("ack", 4.0), ("nak", 1.0), ("term", 1.0), ("none", 0.0)] {
+        assert_eq!(
+            metrics.value("jetstream_pubsub_answered_total", &answered(answer)),
+            count,
+            "{answer}: {body}"
+        );
+    }
     assert_eq!(
         metrics.value("jetstream_pubsub_handler_duration_seconds_count", &topic),
         6.0,
@@ -421,4 +397,95 @@ async fn sandbox_refusals_are_counted_by_rule() {
     drop(dapr);
     let (status, _) = serve.terminate().await;
     assert!(status.success(), "{status:?}");
+}
+
+/// The Prometheus recorder of this test process, installed once.
+fn recorder() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("the recorder installs")
+    })
+}
+
+/// Callers of one `PubSub` at once, each on a task of its own as a sidecar's requests are,
+/// spread over several publisher instances; each caller's messages are stored in its order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_callers_spread_over_publishers_and_each_keeps_its_order() {
+    const CALLERS: usize = 16;
+    const EACH: usize = 40;
+    let handle = recorder();
+    let server = support::server();
+    support::stream(&server, "POOL", &["pool.>"]).await;
+    // Named, so this test's figures are its own whatever else the process records.
+    let runtime = support::runtime().named("publishers-test");
+    let pubsub = std::sync::Arc::new(
+        runtime
+            .pubsub(support::metadata(&[("natsURL", &server.url())]))
+            .await
+            .expect("init succeeds"),
+    );
+    let mut callers = tokio::task::JoinSet::new();
+    for caller in 0..CALLERS {
+        let pubsub = pubsub.clone();
+        callers.spawn(async move {
+            let mut sequences = Vec::new();
+            for n in 0..EACH {
+                let ack = pubsub
+                    .publish(
+                        &format!("pool.c{caller}"),
+                        format!("{caller}-{n}").into_bytes(),
+                    )
+                    .await
+                    .expect("publish succeeds");
+                sequences.push(ack.sequence);
+            }
+            (caller, sequences)
+        });
+    }
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let stream = async_nats::jetstream::new(client)
+        .get_stream("POOL")
+        .await
+        .unwrap();
+    while let Some(joined) = callers.join_next().await {
+        let (caller, sequences) = joined.expect("the caller ran");
+        for (n, sequence) in sequences.iter().enumerate() {
+            let stored = stream.get_raw_message(*sequence).await.unwrap();
+            assert_eq!(
+                stored.payload,
+                format!("{caller}-{n}").as_bytes(),
+                "caller {caller}'s message {n} at sequence {sequence}"
+            );
+        }
+        assert!(
+            sequences.windows(2).all(|pair| pair[0] < pair[1]),
+            "caller {caller}'s messages were stored out of its order: {sequences:?}"
+        );
+    }
+    let exposition = handle.render();
+    let scrape = prometheus_parse::Scrape::parse(exposition.lines().map(|l| Ok(l.to_string())))
+        .expect("the exposition parses");
+    let instances = Scrape {
+        scrape,
+        body: exposition,
+    }
+    .value(
+        "jetstream_pubsub_component_instances",
+        &[("component", "publishers-test")],
+    );
+    // One per worker at most (4 here), and more than one: the callers did not all queue
+    // behind the first.
+    assert!(
+        (2.0..=4.0).contains(&instances),
+        "{instances} publisher instances"
+    );
+    pubsub.close().await.expect("close succeeds");
+    let after_close = pubsub
+        .publish("pool.c0", b"late".to_vec())
+        .await
+        .expect_err("closed");
+    assert_eq!(after_close.to_string(), "component is closed");
 }

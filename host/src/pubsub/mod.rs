@@ -24,12 +24,12 @@ mod types;
 
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 
 use crate::app::{Handler, no_subscriber};
 use crate::error::Error;
 use crate::runtime::{Instance, Runtime};
-use publisher::{PublishedTopics, Publisher, note_trap};
+use publisher::{PublishedTopics, Publishers, note_trap};
 use subscription::Live;
 
 pub use subscription::Subscription;
@@ -44,12 +44,9 @@ impl Runtime {
     pub async fn pubsub(&self, metadata: Metadata) -> Result<PubSub, Error> {
         let instance = self.initialised(no_subscriber(), &metadata).await?;
         Ok(PubSub {
+            publishers: Publishers::new(instance, Publishers::size_for(self)),
             runtime: self.clone(),
             metadata,
-            publisher: Mutex::new(Publisher {
-                instance,
-                poisoned: false,
-            }),
             live: std::sync::Mutex::default(),
             published: PublishedTopics::default(),
         })
@@ -97,7 +94,8 @@ impl Runtime {
 pub struct PubSub {
     runtime: Runtime,
     metadata: Metadata,
-    publisher: Mutex<Publisher>,
+    /// The instances publishes go through.
+    publishers: Publishers,
     /// The subscriptions made from this component, so `close` can stop them all.
     live: std::sync::Mutex<Vec<Live>>,
     /// What publishing records, by topic.
@@ -171,10 +169,6 @@ impl PubSub {
         for subscription in live {
             subscription.finished().await;
         }
-        let mut publisher = self.publisher().await?;
-        let (api, store) = publisher.instance.call();
-        let result = api.call_close(store).await;
-        note_trap(&mut publisher, result)??;
-        Ok(())
+        self.close_publishers().await
     }
 }

@@ -1,11 +1,15 @@
 //! Publishing: the one instance a `PubSub` publishes through, replaced after a trap, and
 //! the component's verdicts on failed PubAcks.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio::sync::{Mutex, MutexGuard};
+
 use crate::app::no_subscriber;
 use crate::bindings::{pubsub, types};
 use crate::error::Error;
 use crate::metrics::{Labels, PublishMetrics, PublishOutcome, Role};
-use crate::runtime::Instance;
+use crate::runtime::{Instance, Runtime};
 use crate::transport::{FailedPublish, PendingBatch};
 
 use super::{BulkEntry, BulkEntryResult, Metadata, PubSub, PublishAck, PublishRequest};
@@ -15,6 +19,90 @@ use super::{BulkEntry, BulkEntryResult, Metadata, PubSub, PublishAck, PublishReq
 pub(super) struct Publisher {
     pub(super) instance: Instance,
     pub(super) poisoned: bool,
+}
+
+/// The publisher instances of one `PubSub`. Callers of one `PubSub` (a sidecar's many
+/// application requests) would otherwise queue for one instance, whose calls are
+/// serialised: a caller takes a free instance, and when every instance is busy a new one is
+/// made, up to `size`; past that, callers wait their turn on one.
+///
+/// Order: a caller that awaits each publish before the next is ordered by its awaits,
+/// whichever instance sends; one bulk publish is one call on one instance, in order. Calls
+/// that are not awaited one after the other were never ordered, and are not.
+pub(super) struct Publishers {
+    /// `None`: not made yet. The first is made with the `PubSub` (its `Init` is what
+    /// checks the metadata); the others when needed.
+    slots: Box<[Mutex<Option<Publisher>>]>,
+    /// Where the next caller starts looking, so callers spread over the instances.
+    next: AtomicUsize,
+    /// Set by `close`: no instance is made any more, every call goes to the first, closed
+    /// instance, which answers as the component does once closed.
+    closed: AtomicBool,
+}
+
+impl Publishers {
+    /// A pool of `size` slots (at least one) holding `first`.
+    pub(super) fn new(first: Instance, size: usize) -> Self {
+        let mut slots: Vec<_> = (0..size.max(1)).map(|_| Mutex::new(None)).collect();
+        slots[0] = Mutex::new(Some(Publisher {
+            instance: first,
+            poisoned: false,
+        }));
+        Self {
+            slots: slots.into_boxed_slice(),
+            next: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// How many publishers a `PubSub` of `runtime` may use: the runtime's worker threads,
+    /// at most `SandboxLimits::max_publishers`.
+    pub(super) fn size_for(runtime: &Runtime) -> usize {
+        let workers = tokio::runtime::Handle::try_current()
+            .map(|handle| handle.metrics().num_workers())
+            .unwrap_or(1);
+        workers.clamp(1, runtime.shared.limits.max_publishers.max(1) as usize)
+    }
+
+    /// A slot for one call: a free one holding an instance, else a free empty one (every
+    /// instance made so far is busy), else the next one in turn, once free. After `close`,
+    /// always the first.
+    async fn take(&self) -> MutexGuard<'_, Option<Publisher>> {
+        if self.closed.load(Ordering::Acquire) {
+            return self.slots[0].lock().await;
+        }
+        let count = self.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % count;
+        let in_turn = || (0..count).map(move |i| &self.slots[(start + i) % count]);
+        if let Some(free) = in_turn()
+            .filter_map(|slot| slot.try_lock().ok())
+            .find(|slot| slot.is_some())
+        {
+            return free;
+        }
+        match in_turn().find_map(|slot| slot.try_lock().ok()) {
+            Some(empty) => empty,
+            None => self.slots[start].lock().await,
+        }
+    }
+}
+
+/// A publisher taken for one call: the slot's lock, with an instance in it.
+pub(super) struct PublisherGuard<'a>(MutexGuard<'a, Option<Publisher>>);
+
+impl std::ops::Deref for PublisherGuard<'_> {
+    type Target = Publisher;
+
+    fn deref(&self) -> &Publisher {
+        // A guard is only made around a slot that holds a publisher.
+        self.0.as_ref().expect("a taken slot holds a publisher")
+    }
+}
+
+impl std::ops::DerefMut for PublisherGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Publisher {
+        self.0.as_mut().expect("a taken slot holds a publisher")
+    }
 }
 
 /// What publishing records, per topic: the handles are resolved once per topic, so a
@@ -114,18 +202,58 @@ pub(super) fn note_trap<T>(
 }
 
 impl PubSub {
-    /// The publisher instance, replaced first if a trap poisoned it.
-    pub(super) async fn publisher(&self) -> Result<tokio::sync::MutexGuard<'_, Publisher>, Error> {
-        let mut publisher = self.publisher.lock().await;
-        if publisher.poisoned {
-            publisher.instance = self
-                .runtime
-                .initialised(no_subscriber(), &self.metadata)
-                .await?;
-            publisher.poisoned = false;
-            self.runtime.labels.restarted(Role::Publisher);
+    /// A publisher instance for one call ([`Publishers`]).
+    pub(super) async fn publisher(&self) -> Result<PublisherGuard<'_>, Error> {
+        let slot = self.publishers.take().await;
+        self.ready(slot).await
+    }
+
+    /// Closes every publisher instance made (Dapr's `Close`); later calls get the closed
+    /// component's answer. The first failure is returned, after every instance was asked.
+    pub(super) async fn close_publishers(&self) -> Result<(), Error> {
+        self.publishers.closed.store(true, Ordering::Release);
+        let mut closed = Ok(());
+        for slot in self.publishers.slots.iter() {
+            let slot = slot.lock().await;
+            if slot.is_none() {
+                continue;
+            }
+            let mut publisher = self.ready(slot).await?;
+            let (api, store) = publisher.instance.call();
+            let result = api.call_close(store).await;
+            let result = note_trap(&mut publisher, result).and_then(|r| r.map_err(Error::from));
+            closed = closed.and(result);
         }
-        Ok(publisher)
+        closed
+    }
+
+    /// The publisher in `slot`, made if the slot is empty, replaced if a trap poisoned it.
+    async fn ready<'a>(
+        &self,
+        mut slot: MutexGuard<'a, Option<Publisher>>,
+    ) -> Result<PublisherGuard<'a>, Error> {
+        match slot.as_mut() {
+            Some(publisher) if !publisher.poisoned => {}
+            Some(publisher) => {
+                publisher.instance = self
+                    .runtime
+                    .initialised(no_subscriber(), &self.metadata)
+                    .await?;
+                publisher.poisoned = false;
+                self.runtime.labels.restarted(Role::Publisher);
+            }
+            None => {
+                let instance = self
+                    .runtime
+                    .initialised(no_subscriber(), &self.metadata)
+                    .await?;
+                *slot = Some(Publisher {
+                    instance,
+                    poisoned: false,
+                });
+            }
+        }
+        Ok(PublisherGuard(slot))
     }
 
     /// Publishes a full request (content type, metadata).

@@ -68,6 +68,11 @@ pub struct SandboxLimits {
     /// is dropped and counted, and the count is logged when lines are let through again.
     /// Default 100.
     pub log_lines_per_second: u32,
+    /// Publisher instances one `PubSub` may use at once, so that concurrent callers do not
+    /// queue behind one instance. A `PubSub` starts with one and adds one when every
+    /// instance it has is busy, up to the runtime's worker threads and at most this many.
+    /// Default 8: each costs an instance's memory (a few MiB in use, `memory_bytes` at most).
+    pub max_publishers: u32,
 }
 
 impl Default for SandboxLimits {
@@ -81,6 +86,7 @@ impl Default for SandboxLimits {
             max_clients: 16,
             log_line_bytes: 4096,
             log_lines_per_second: 100,
+            max_publishers: 8,
         }
     }
 }
@@ -94,6 +100,12 @@ impl SandboxLimits {
     /// Sets the memory one instance may grow to.
     pub fn memory_bytes(mut self, bytes: usize) -> Self {
         self.memory_bytes = bytes;
+        self
+    }
+
+    /// Sets how many publisher instances one `PubSub` may use at once (at least one).
+    pub fn max_publishers(mut self, instances: u32) -> Self {
+        self.max_publishers = instances.max(1);
         self
     }
 

@@ -27,6 +27,7 @@ mod sandbox;
 mod socket;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
@@ -149,8 +150,9 @@ struct Bench {
     runtime: Runtime,
     /// The sandbox policy of `runtime`, for the server of S7.
     policy: SandboxPolicy,
-    /// The component instance every component-side publish goes through.
-    publisher: PubSub,
+    /// The component every component-side publish goes through (shared with S1c's
+    /// callers, each on a task of its own).
+    publisher: Arc<PubSub>,
     run_id: u64,
     serial: AtomicUsize,
     sizes: Sizes,
@@ -219,7 +221,7 @@ async fn bench(args: &BenchArgs, url: &str, out: Output) -> Result<(), Failure> 
     let first_compile = compile_started.elapsed();
     let client = async_nats::connect(url).await?;
     let js = jetstream::new(client.clone());
-    let publisher = runtime.pubsub(nats_url(url)).await?;
+    let publisher = Arc::new(runtime.pubsub(nats_url(url)).await?);
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -146,7 +146,16 @@ async fn concurrent(b: &Bench, payload: &Bytes) -> Result<(), Failure> {
             "1 publish-concurrent",
             || {
                 b.on_topic("s1c", |topic| async move {
-                    callers_at_once(per_caller, || b.raw_publish(&topic.subject, payload)).await
+                    let (js, subject, payload) =
+                        (b.js.clone(), topic.subject.clone(), payload.clone());
+                    callers_at_once(per_caller, move || {
+                        let (js, subject, payload) = (js.clone(), subject.clone(), payload.clone());
+                        async move {
+                            js.publish(subject, payload).await?.await?;
+                            Ok(())
+                        }
+                    })
+                    .await
                 })
             },
             || {
@@ -187,31 +196,39 @@ pub(super) async fn publish_from_callers(
     per_caller: usize,
     payload: &Bytes,
 ) -> Result<f64, Failure> {
-    callers_at_once(per_caller, || async {
-        b.publisher
-            .publish(&topic.subject, payload.to_vec())
-            .await?;
-        Ok(())
+    let (publisher, subject, payload) =
+        (b.publisher.clone(), topic.subject.clone(), payload.clone());
+    callers_at_once(per_caller, move || {
+        let (publisher, subject, payload) = (publisher.clone(), subject.clone(), payload.clone());
+        async move {
+            publisher.publish(&subject, payload.to_vec()).await?;
+            Ok(())
+        }
     })
     .await
 }
 
-/// `CONCURRENT_CALLERS` callers at once, each publishing `per_caller` times and awaiting
-/// every PubAck before its next publish: messages per second over all of them.
+/// `CONCURRENT_CALLERS` callers at once, each on a task of its own (as a sidecar serves
+/// each application request on its own task), each publishing `per_caller` times and
+/// awaiting every PubAck before its next publish: messages per second over all of them.
 pub(super) async fn callers_at_once<F, Fut>(per_caller: usize, publish: F) -> Result<f64, Failure>
 where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<(), Failure>>,
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<(), Failure>> + Send + 'static,
 {
     let started = Instant::now();
-    let callers = (0..CONCURRENT_CALLERS).map(|_| async {
-        for _ in 0..per_caller {
-            publish().await?;
-        }
-        Ok::<_, Failure>(())
-    });
-    for caller in futures::future::join_all(callers).await {
-        caller?;
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..CONCURRENT_CALLERS {
+        let publish = publish.clone();
+        callers.spawn(async move {
+            for _ in 0..per_caller {
+                publish().await?;
+            }
+            Ok::<_, Failure>(())
+        });
+    }
+    while let Some(caller) = callers.join_next().await {
+        caller.map_err(|err| Failure::Failed(format!("a publishing caller failed: {err}")))??;
     }
     Ok(rate(per_caller * CONCURRENT_CALLERS, started.elapsed()))
 }

@@ -155,8 +155,12 @@ async fn publish_concurrent(b: &Bench, client: &Client, payload: &Bytes) -> Resu
             },
             || {
                 b.on_topic("s7c", |topic| async move {
-                    callers_at_once(per_caller, || {
-                        publish(client.clone(), &topic.subject, payload)
+                    let (client, subject, payload) =
+                        (client.clone(), topic.subject.clone(), payload.clone());
+                    callers_at_once(per_caller, move || {
+                        let (client, subject, payload) =
+                            (client.clone(), subject.clone(), payload.clone());
+                        async move { publish(client, &subject, &payload).await }
                     })
                     .await
                 })
