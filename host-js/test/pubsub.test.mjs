@@ -16,9 +16,22 @@ let streams = 0;
 before(async () => {
   server = await NatsServer.start();
 });
+/** Whatever a test opened, closed even when it failed half-way (closing twice is fine). */
+/** @type {{ close(): Promise<unknown> }[]} */
+const opened = [];
 after(async () => {
+  await Promise.allSettled(opened.map((o) => o.close()));
   await server?.stop();
 });
+
+/**
+ * @template {{ close(): Promise<unknown> }} T
+ * @param {T} thing
+ */
+function closing(thing) {
+  opened.push(thing);
+  return thing;
+}
 
 /** Silent logger that keeps the lines, for tests that look at them. */
 function quietLogger() {
@@ -36,7 +49,7 @@ async function setup(metadata = []) {
   const n = ++streams;
   const subject = `s${n}`;
   await server.stream(`S${n}`, [subject, `${subject}.>`]);
-  const pubsub = await PubSub.create([["natsURL", server.url], ...metadata], { logger: quietLogger() });
+  const pubsub = closing(await PubSub.create([["natsURL", server.url], ...metadata], { logger: quietLogger() }));
   return { pubsub, subject, stream: `S${n}` };
 }
 
@@ -111,6 +124,7 @@ test("retry then success: delivered twice, then acknowledged", async () => {
 test("drop is +TERM: never redelivered, and the server announces it", async () => {
   const { pubsub, subject, stream } = await setup([["ackWait", "1s"]]);
   const { nc } = await server.client();
+  closing(nc);
   const advisories = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.${stream}.>`, { max: 1 });
   await nc.flush();
   const recorder = new Recorder();
@@ -122,8 +136,12 @@ test("drop is +TERM: never redelivered, and the server announces it", async () =
   assert.equal(info.delivered.consumer_seq, 2, "no redelivery");
   await sleep(1200);
   assert.equal(recorder.countOf("poison"), 1);
-  let advisory;
-  for await (const m of advisories) advisory = m.json();
+  const advisory = await Promise.race([
+    (async () => {
+      for await (const m of advisories) return m.json();
+    })(),
+    sleep(5000).then(() => assert.fail("no MSG_TERMINATED advisory within 5 s")),
+  ]);
   assert.equal(advisory.stream, stream);
   assert.equal(advisory.stream_seq, 1, "the poison message is the terminated one");
   await nc.close();
@@ -181,6 +199,7 @@ test("wildcard topics report the pattern and the concrete subject", async () => 
 test("headers both ways: request metadata goes out as headers, message headers come in as metadata", async () => {
   const { pubsub, subject } = await setup();
   const { nc } = await server.client();
+  closing(nc);
   const raw = nc.subscribe(subject, { max: 1 });
   await nc.flush();
   const recorder = new Recorder();
@@ -220,7 +239,7 @@ test("a metadata error reaches the caller with the component's exact text", asyn
 });
 
 test("subscribing where no stream covers the topic names the topic", async () => {
-  const pubsub = await PubSub.create([["natsURL", server.url]], { logger: quietLogger() });
+  const pubsub = closing(await PubSub.create([["natsURL", server.url]], { logger: quietLogger() }));
   await assert.rejects(pubsub.subscribe("nothing.here", () => "success"), (err) => {
     assert.ok(err instanceof PubSubError);
     assert.equal(err.message, "no stream matches subject nothing.here");
@@ -230,7 +249,7 @@ test("subscribing where no stream covers the topic names the topic", async () =>
 });
 
 test("publishing where no stream covers the subject is a retriable error naming it", async () => {
-  const pubsub = await PubSub.create([["natsURL", server.url]], { logger: quietLogger() });
+  const pubsub = closing(await PubSub.create([["natsURL", server.url]], { logger: quietLogger() }));
   await assert.rejects(pubsub.publish("nowhere.at.all", "x"), (err) => {
     assert.ok(err instanceof PubSubError);
     assert.equal(err.kind, "retriable", err.message);
@@ -241,7 +260,7 @@ test("publishing where no stream covers the subject is a retriable error naming 
 });
 
 test("the host refuses publishes to reserved subjects (the sandbox's subject rules)", async () => {
-  const pubsub = await PubSub.create([["natsURL", server.url]], { logger: quietLogger() });
+  const pubsub = closing(await PubSub.create([["natsURL", server.url]], { logger: quietLogger() }));
   await assert.rejects(pubsub.publish("$JS.API.STREAM.DELETE.X", "x"), (err) => {
     assert.ok(err instanceof PubSubError);
     assert.match(err.message, /not allowed to the component/);
@@ -269,7 +288,7 @@ test("bulk publish reports each entry, in order", async () => {
 test("the host's batch limit refuses an oversized bulk publish, naming both numbers", async () => {
   const n = ++streams;
   await server.stream(`S${n}`, [`s${n}`]);
-  const pubsub = await PubSub.create([["natsURL", server.url]], { logger: quietLogger(), limits: { maxBatch: 4 } });
+  const pubsub = closing(await PubSub.create([["natsURL", server.url]], { logger: quietLogger(), limits: { maxBatch: 4 } }));
   const results = await pubsub.bulkPublish(`s${n}`, Array.from({ length: 5 }, (_, i) => ({ entryId: String(i), data: "x" })));
   assert.ok(results.every((r) => r.error), JSON.stringify(results));
   assert.match(String(results[0].error?.message), /5 messages exceeds the host limit of 4/);
