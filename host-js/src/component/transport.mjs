@@ -101,6 +101,7 @@ export function transportImports(link, limits) {
       link.call("unsubscribe", [this.id]);
     }
     [Symbol.dispose]() {
+      subscriptions--;
       link.post("drop", ["subscription", this.id]);
     }
   }
