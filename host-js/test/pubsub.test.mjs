@@ -380,3 +380,35 @@ test("the caller's event loop stays free while the component waits for messages"
   assert.ok(ticks >= 50, `the interval fired ${ticks} times in 500 ms`);
   await pubsub.close();
 });
+
+test("messages buffered at stop go back long before the ack wait (the component's untaken answer)", async () => {
+  const { pubsub, subject, stream } = await setup([["durableName", "buffered"], ["ackWait", "60s"]]);
+  /** @type {(v?: unknown) => void} */
+  let began = () => {};
+  const started = new Promise((resolve) => (began = resolve));
+  const sub = await pubsub.subscribe(subject, async () => {
+    began();
+    await sleep(500);
+    return "success";
+  });
+  await pubsub.publish(subject, "in-flight");
+  await started;
+  // Sent by the server while the handler runs: buffered, never taken.
+  for (let n = 1; n <= 5; n++) await pubsub.publish(subject, `buffered-${n}`);
+  const { nc, jsm } = await server.client();
+  closing(nc);
+  const deadline = performance.now() + 5000;
+  while ((await jsm.consumers.info(stream, "buffered")).delivered.stream_seq !== 6) {
+    assert.ok(performance.now() < deadline, "the server never pushed them");
+    await sleep(10);
+  }
+  await sub.stop();
+  const recorder = new Recorder();
+  const stopAt = performance.now();
+  await pubsub.subscribe(subject, recorder.handler());
+  // Handed back, they come again within seconds; left alone, only after the 60 s ack wait.
+  await recorder.waitUntil(20_000, "the buffered messages", (m) => m.length >= 5);
+  assert.deepEqual(recorder.payloads().sort(), [1, 2, 3, 4, 5].map((n) => `buffered-${n}`));
+  assert.ok(recorder.messages[0].at - stopAt < 10_000);
+  await pubsub.close();
+});
