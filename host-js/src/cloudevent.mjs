@@ -93,6 +93,7 @@ export class Envelope {
     /** @type {Record<string, unknown>} */
     const event = { specversion: "1.0", id, type: EVENT_TYPE, source: this.source, datacontenttype: type };
     const marker = `jetstream-pubsub-data-${id}`;
+    /** @type {string | undefined} */
     let raw;
     if (kind.startsWith("application/json") && json) {
       event.data = marker;
@@ -104,7 +105,7 @@ export class Envelope {
     }
     Object.assign(event, { topic, pubsubname: this.pubsubName, traceid: "", traceparent: "", tracestate: "" });
     let serialized = JSON.stringify(event);
-    if (raw !== undefined) serialized = serialized.replace(`"${marker}"`, () => raw);
+    if (raw !== undefined) serialized = serialized.replace(`"${marker}"`, () => /** @type {string} */ (raw));
     return { data: new TextEncoder().encode(serialized), contentType: CONTENT_TYPE, id, wrapped: true };
   }
 }

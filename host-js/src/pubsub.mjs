@@ -181,7 +181,8 @@ export class PubSub {
     try {
       return fromVariant(await this.publisher.request("publishFailed", topic, err.payload));
     } catch (trap) {
-      return new PubSubError("retriable", String(err.payload.val?.description ?? err.payload.val));
+      const val = /** @type {any} */ (err.payload.val);
+      return new PubSubError("retriable", String(val?.description ?? val));
     }
   }
 

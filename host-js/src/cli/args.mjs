@@ -40,6 +40,7 @@ export const COMPONENT_FLAGS = /** @type {const} */ ({
  * @template {Record<string, any>} O
  * @param {string[]} argv
  * @param {O} options
+ * @returns {Record<string, any>}
  */
 export function parse(argv, options) {
   try {
