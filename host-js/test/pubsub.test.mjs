@@ -412,3 +412,47 @@ test("messages buffered at stop go back long before the ack wait (the component'
   assert.ok(recorder.messages[0].at - stopAt < 10_000);
   await pubsub.close();
 });
+
+test("a handler longer than the ack wait is not redelivered (the component's keep-alive)", async () => {
+  const { pubsub, subject } = await setup([["ackWait", "1s"]]);
+  let calls = 0;
+  let finished = 0;
+  const sub = await pubsub.subscribe(subject, async () => {
+    calls++;
+    await sleep(2500);
+    finished++;
+    return "success";
+  });
+  await pubsub.publish(subject, "takes-2.5s");
+  const deadline = performance.now() + 10_000;
+  while (finished === 0) {
+    assert.ok(performance.now() < deadline, "the handler never finished");
+    await sleep(10);
+  }
+  // Two and a half ack waits passed while it ran; the server counts one delivery.
+  const info = await settled(server, sub.consumer);
+  assert.deepEqual([info.delivered.consumer_seq, calls], [1, 1], "in-progress kept the message from being redelivered");
+  await pubsub.close();
+});
+
+test("ackPolicy none sends no answers, and a failed message is not redelivered", async () => {
+  const { pubsub, subject, stream } = await setup([["ackPolicy", "none"], ["durableName", "fire"], ["ackWait", "1s"]]);
+  const { nc: watcher } = await server.client();
+  closing(watcher);
+  /** @type {string[]} */
+  const answers = [];
+  watcher.subscribe(`$JS.ACK.${stream}.>`, { callback: (_err, m) => answers.push(m.string()) });
+  await watcher.flush();
+  const recorder = new Recorder();
+  const sub = await pubsub.subscribe(subject, recorder.handler(() => "retry"));
+  await pubsub.publish(subject, "once");
+  await recorder.waitUntil(5000, "the message", (m) => m.length > 0);
+  const info = await settled(server, sub.consumer);
+  await sleep(1500);
+  assert.deepEqual([info.delivered.consumer_seq, recorder.countOf("once")], [1, 1]);
+  assert.deepEqual(answers, [], "no answer went to the server");
+  const { nc, jsm } = await server.client();
+  closing(nc);
+  assert.equal((await jsm.consumers.info(stream, "fire")).config.ack_policy, "none");
+  await pubsub.close();
+});
