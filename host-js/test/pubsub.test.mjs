@@ -456,3 +456,32 @@ test("ackPolicy none sends no answers, and a failed message is not redelivered",
   assert.equal((await jsm.consumers.info(stream, "fire")).config.ack_policy, "none");
   await pubsub.close();
 });
+
+test("a consumer deleted under the subscription is recreated", async () => {
+  const { pubsub, subject, stream } = await setup([["durableName", "phoenix"]]);
+  const recorder = new Recorder();
+  const sub = await pubsub.subscribe(subject, recorder.handler());
+  await pubsub.publish(subject, "before");
+  await recorder.waitUntil(5000, "the first message", (m) => m.length > 0);
+  const { nc, jsm } = await server.client();
+  closing(nc);
+  await jsm.consumers.delete(stream, "phoenix");
+  await pubsub.publish(subject, "after");
+  await recorder.waitUntil(20_000, "the message published after the deletion", () => recorder.countOf("after") > 0);
+  assert.equal((await jsm.consumers.info(stream, "phoenix")).name, "phoenix", "the durable exists again");
+  await sub.stop();
+  await pubsub.close();
+});
+
+test("a deleted stream ends the subscription with the component's clear error", async () => {
+  const { pubsub, subject, stream } = await setup();
+  const sub = await pubsub.subscribe(subject, () => "success");
+  const { nc, jsm } = await server.client();
+  closing(nc);
+  await jsm.streams.delete(stream);
+  const ended = await Promise.race([sub.finished.then(() => "stopped", (err) => err), sleep(20_000).then(() => "still running")]);
+  assert.ok(ended instanceof PubSubError, String(ended));
+  assert.equal(ended.message, `stream "${stream}" no longer exists: the subscription to ${subject} ended`);
+  await assert.rejects(sub.stop(), { message: ended.message });
+  await pubsub.close();
+});
