@@ -226,7 +226,9 @@ impl SubscriptionHandle {
         let sequences = ack_subject::sequences(&reply)?;
         // Payload and headers stay here until the delivery is answered.
         *payload_bytes += message.length.max(message.payload.len());
-        let subject = message.subject.to_string();
+        // Copied as a `str`, not through `Display`: the formatting machinery costs a few
+        // hundred instructions on the per-message path (counted with callgrind).
+        let subject = message.subject.as_str().to_owned();
         let headers = header_pairs(message.headers.as_ref());
         let token = lock(&self.unanswered).push(Pending::new(reply, sequences, message));
         Some(Delivery {
@@ -471,7 +473,8 @@ fn header_pairs(headers: Option<&async_nats::HeaderMap>) -> Vec<(String, String)
     let mut pairs = Vec::new();
     for (name, values) in headers.iter() {
         for value in values {
-            pairs.push((name.to_string(), value.to_string()));
+            let name: &str = name.as_ref();
+            pairs.push((name.to_owned(), value.as_str().to_owned()));
         }
     }
     pairs
