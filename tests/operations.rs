@@ -19,6 +19,7 @@ use jetstream_pubsub_host::pluggable::proto::{
     BulkMessageEntry, BulkPublishRequest, PublishRequest,
 };
 use support::app::{App, reply};
+use support::metrics::{Scrape, recorder};
 use support::process::Running;
 
 const BIN: &str = env!("CARGO_BIN_EXE_jetstream-pubsub");
@@ -42,51 +43,7 @@ async fn get(url: &str) -> (u16, String) {
 async fn scrape(address: &str) -> Scrape {
     let (status, body) = get(&format!("http://{address}/metrics")).await;
     assert_eq!(status, 200, "{body}");
-    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|line| Ok(line.to_string())))
-        .expect("the exposition parses");
-    Scrape { scrape, body }
-}
-
-struct Scrape {
-    scrape: prometheus_parse::Scrape,
-    body: String,
-}
-
-impl Scrape {
-    /// The value of the one sample named `metric` with exactly these `labels` (0 when there
-    /// is none: a counter never incremented may be left out).
-    fn value(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
-        let wanted: HashMap<&str, &str> = labels.iter().copied().collect();
-        let matching: Vec<_> = self
-            .scrape
-            .samples
-            .iter()
-            .filter(|sample| sample.metric == metric)
-            .filter(|sample| {
-                let mut names: Vec<_> = sample.labels.keys().map(String::as_str).collect();
-                names.sort_unstable();
-                let mut want: Vec<_> = wanted.keys().copied().collect();
-                want.sort_unstable();
-                names == want
-                    && wanted
-                        .iter()
-                        .all(|(name, value)| sample.labels.get(name) == Some(*value))
-            })
-            .collect();
-        assert!(
-            matching.len() <= 1,
-            "{metric}{labels:?} names several samples"
-        );
-        match matching.first().map(|sample| &sample.value) {
-            None => 0.0,
-            Some(
-                prometheus_parse::Value::Counter(value)
-                | prometheus_parse::Value::Gauge(value)
-                | prometheus_parse::Value::Untyped(value),
-            ) => *value,
-            Some(other) => panic!("{metric} is {other:?}"),
-        }
-    }
+    Scrape::parse(body)
 }
 
 /// Polls until `check` holds, or fails with `what`.
@@ -399,17 +356,6 @@ async fn sandbox_refusals_are_counted_by_rule() {
     assert!(status.success(), "{status:?}");
 }
 
-/// The Prometheus recorder of this test process, installed once.
-fn recorder() -> &'static metrics_exporter_prometheus::PrometheusHandle {
-    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
-        std::sync::OnceLock::new();
-    HANDLE.get_or_init(|| {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
-            .install_recorder()
-            .expect("the recorder installs")
-    })
-}
-
 /// Callers of one `PubSub` at once, each on a task of its own as a sidecar's requests are,
 /// spread over several publisher instances; each caller's messages are stored in its order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -465,14 +411,7 @@ async fn concurrent_callers_spread_over_publishers_and_each_keeps_its_order() {
             "caller {caller}'s messages were stored out of its order: {sequences:?}"
         );
     }
-    let exposition = handle.render();
-    let scrape = prometheus_parse::Scrape::parse(exposition.lines().map(|l| Ok(l.to_string())))
-        .expect("the exposition parses");
-    let instances = Scrape {
-        scrape,
-        body: exposition,
-    }
-    .value(
+    let instances = Scrape::parse(handle.render()).value(
         "jetstream_pubsub_component_instances",
         &[("component", "publishers-test")],
     );

@@ -70,9 +70,11 @@ fn faulty_runtime(limits: SandboxLimits) -> Runtime {
 
 #[tokio::test]
 async fn a_trap_is_contained_and_costs_the_messages_taken_with_it_nothing() {
+    let metrics = support::metrics::recorder();
     let server = support::server();
     support::stream(&server, "TRAP", &["trap"]).await;
-    let runtime = faulty_runtime(SandboxLimits::default());
+    // Named: the trap and the restart are counted under this name alone.
+    let runtime = faulty_runtime(SandboxLimits::default()).named("trap-contained");
     // One delivery each: a message handed back to the server after the trap would be
     // gone, so every innocent one must reach the application through the new instance.
     let md = support::metadata(&[
@@ -112,6 +114,15 @@ async fn a_trap_is_contained_and_costs_the_messages_taken_with_it_nothing() {
         !subscription.is_finished(),
         "the subscription lives on a fresh instance"
     );
+    // The poison message traps its instance at least once (twice when it came in a batch:
+    // replayed alone, it traps again and is known for the culprit), and every trap is
+    // followed by a fresh instance.
+    let counted = support::metrics::Scrape::parse(metrics.render());
+    let labels = [("component", "trap-contained"), ("role", "subscription")];
+    let traps = counted.value("jetstream_pubsub_component_traps_total", &labels);
+    let restarts = counted.value("jetstream_pubsub_instance_restarts_total", &labels);
+    assert!(traps >= 1.0, "{}", counted.body);
+    assert_eq!(restarts, traps, "{}", counted.body);
     subscription.stop().await.unwrap();
     runtime.shutdown().await;
 }

@@ -9,6 +9,8 @@ pub mod capture;
 pub mod certs;
 pub mod cluster;
 pub mod jwt;
+#[cfg(feature = "cli")]
+pub mod metrics;
 pub mod process;
 pub mod stand_in;
 
