@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::app::no_subscriber;
 use crate::bindings::{pubsub, types};
@@ -87,23 +87,8 @@ impl Publishers {
     }
 }
 
-/// A publisher taken for one call: the slot's lock, with an instance in it.
-pub(super) struct PublisherGuard<'a>(MutexGuard<'a, Option<Publisher>>);
-
-impl std::ops::Deref for PublisherGuard<'_> {
-    type Target = Publisher;
-
-    fn deref(&self) -> &Publisher {
-        // A guard is only made around a slot that holds a publisher.
-        self.0.as_ref().expect("a taken slot holds a publisher")
-    }
-}
-
-impl std::ops::DerefMut for PublisherGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Publisher {
-        self.0.as_mut().expect("a taken slot holds a publisher")
-    }
-}
+/// A publisher taken for one call: the slot's lock, narrowed to the instance in it.
+pub(super) type PublisherGuard<'a> = MappedMutexGuard<'a, Publisher>;
 
 /// What publishing records, per topic: the handles are resolved once per topic, so a
 /// publish records with atomic adds (or nothing, without a recorder).
@@ -253,7 +238,10 @@ impl PubSub {
                 });
             }
         }
-        Ok(PublisherGuard(slot))
+        // Filled just above: an empty slot here would be a bug of this function, reported
+        // as an error rather than a panic.
+        MutexGuard::try_map(slot, Option::as_mut)
+            .map_err(|_| Error::Load("a publisher slot was left empty".into()))
     }
 
     /// Publishes a full request (content type, metadata).
