@@ -535,6 +535,20 @@ async fn pause_stops_new_deliveries_and_resume_restarts_them() {
     wait_settled(&url, "ORDERS", "pausing").await;
 }
 
+/// An Init with `bad` metadata, refused as invalid: the refusal.
+async fn init_refused(dapr: &mut daprd::Client, bad: &[(&str, String)]) -> tonic::Status {
+    let refused = init(
+        dapr,
+        &bad.iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .expect_err("bad metadata is refused");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    refused
+}
+
 #[tokio::test]
 async fn init_errors_carry_the_cli_text_and_code_and_leave_no_instance() {
     let server = support::server();
@@ -544,15 +558,7 @@ async fn init_errors_carry_the_cli_text_and_code_and_leave_no_instance() {
         ("natsURL", server.url()),
         ("maxAckPending", "lots".to_string()),
     ];
-    let refused = init(
-        &mut dapr,
-        &bad.iter()
-            .map(|(k, v)| (*k, v.as_str()))
-            .collect::<Vec<_>>(),
-    )
-    .await
-    .expect_err("bad metadata is refused");
-    assert_eq!(refused.code(), Code::InvalidArgument);
+    let refused = init_refused(&mut dapr, &bad).await;
     // The same text as the CLI prints after `error: `.
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_jetstream-pubsub"))
         .args(["publish", "--topic", "t", "--data", "x"])
@@ -596,15 +602,7 @@ async fn init_errors_carry_the_cli_text_and_code_and_leave_no_instance() {
     init(&mut dapr, &[("natsURL", &server.url())])
         .await
         .unwrap();
-    let refused = init(
-        &mut dapr,
-        &bad.iter()
-            .map(|(k, v)| (*k, v.as_str()))
-            .collect::<Vec<_>>(),
-    )
-    .await
-    .expect_err("bad metadata is refused");
-    assert_eq!(refused.code(), Code::InvalidArgument);
+    let refused = init_refused(&mut dapr, &bad).await;
     dapr.publish(publish("orders.created", b"still-there"))
         .await
         .expect("the earlier instance still publishes");

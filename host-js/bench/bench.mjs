@@ -46,48 +46,38 @@ async function fill(subject) {
   await Promise.all(acks);
 }
 
+/**
+ * Milliseconds `work` takes on a fresh stream's subject.
+ * @param {(subject: string) => Promise<void>} work
+ */
+async function timed(work) {
+  const { subject } = await fresh();
+  const t = performance.now();
+  await work(subject);
+  return performance.now() - t;
+}
+
 /** @type {Record<string, { direct: () => Promise<number>, component: () => Promise<number> }>} */
 const scenarios = {
   "awaited publish": {
-    async direct() {
-      const { subject } = await fresh();
-      const t = performance.now();
+    direct: () => timed(async (subject) => {
       for (let i = 0; i < N; i++) await js.publish(subject, payload);
-      return performance.now() - t;
-    },
-    async component() {
-      const { subject } = await fresh();
-      const t = performance.now();
+    }),
+    component: () => timed(async (subject) => {
       for (let i = 0; i < N; i++) await pubsub.publish(subject, payload);
-      return performance.now() - t;
-    },
+    }),
   },
   "pipelined publish": {
-    async direct() {
-      const { subject } = await fresh();
-      const t = performance.now();
-      await fill(subject);
-      return performance.now() - t;
-    },
-    async component() {
-      const { subject } = await fresh();
-      const t = performance.now();
+    direct: () => timed(fill),
+    component: () => timed(async (subject) => {
       const acks = [];
       for (let i = 0; i < N; i++) acks.push(pubsub.publish(subject, payload));
       await Promise.all(acks);
-      return performance.now() - t;
-    },
+    }),
   },
   "pipelined bulkPublish (256 a call)": {
-    async direct() {
-      const { subject } = await fresh();
-      const t = performance.now();
-      await fill(subject);
-      return performance.now() - t;
-    },
-    async component() {
-      const { subject } = await fresh();
-      const t = performance.now();
+    direct: () => timed(fill),
+    component: () => timed(async (subject) => {
       const calls = [];
       for (let i = 0; i < N; i += 256) {
         const entries = [];
@@ -95,8 +85,7 @@ const scenarios = {
         calls.push(pubsub.bulkPublish(subject, entries));
       }
       await Promise.all(calls);
-      return performance.now() - t;
-    },
+    }),
   },
   "consume with ack": {
     async direct() {
