@@ -602,7 +602,7 @@ async fn init_errors_carry_the_cli_text_and_code_and_leave_no_instance() {
     init(&mut dapr, &[("natsURL", &server.url())])
         .await
         .unwrap();
-    let refused = init_refused(&mut dapr, &bad).await;
+    init_refused(&mut dapr, &bad).await;
     dapr.publish(publish("orders.created", b"still-there"))
         .await
         .expect("the earlier instance still publishes");
