@@ -604,6 +604,61 @@ async fn wildcard_topics_report_pattern_and_subject() {
     runtime.shutdown().await;
 }
 
+/// What another NATS client published, as the application gets it: `Topic` is the subject
+/// first and only once (a header of that name does not override it), then the headers
+/// under their own names; a message without headers has `Topic` alone.
+#[tokio::test]
+async fn a_foreign_topic_header_never_overrides_the_subject() {
+    let server = support::server();
+    support::stream(&server, "FOREIGN", &["foreign.>"]).await;
+    let (runtime, pubsub) = support::pubsub(&server, &[]).await;
+    let recorder = Recorder::new();
+    let subscription = pubsub
+        .subscribe("foreign.>", recorder.accept_all())
+        .await
+        .unwrap();
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Topic", "spoofed");
+    headers.insert("Content-Type", "text/plain");
+    headers.insert("X-Trace", "t-1");
+    jetstream
+        .publish_with_headers("foreign.a", headers, "with headers".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    support::publish_plain(&server, "foreign.b", &["without"]).await;
+    recorder
+        .wait_until(WAIT, "both messages", |m| m.len() == 2)
+        .await;
+    let messages = recorder.messages();
+    let with = &messages[0];
+    assert_eq!(
+        with.metadata[0],
+        ("Topic".to_string(), "foreign.a".to_string())
+    );
+    let mut rest = with.metadata[1..].to_vec();
+    rest.sort();
+    assert_eq!(
+        rest,
+        [
+            ("Content-Type".to_string(), "text/plain".to_string()),
+            ("X-Trace".to_string(), "t-1".to_string()),
+        ]
+    );
+    assert_eq!(with.content_type.as_deref(), Some("text/plain"));
+    let without = &messages[1];
+    assert_eq!(
+        without.metadata,
+        [("Topic".to_string(), "foreign.b".to_string())]
+    );
+    assert_eq!(without.content_type, None);
+    subscription.stop().await.unwrap();
+    runtime.shutdown().await;
+}
+
 #[tokio::test]
 async fn request_metadata_travels_as_headers() {
     let server = support::server();
@@ -643,6 +698,16 @@ async fn request_metadata_travels_as_headers() {
         get("Topic"),
         Some("hdr"),
         "Topic is the subject, not a header"
+    );
+    assert_eq!(
+        message
+            .metadata
+            .iter()
+            .filter(|(k, _)| k == "Topic")
+            .count(),
+        1,
+        "one Topic: {:?}",
+        message.metadata
     );
     assert_eq!(message.content_type.as_deref(), Some("application/json"));
 

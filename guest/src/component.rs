@@ -10,6 +10,7 @@ use crate::binding::ExistingConsumer;
 use crate::consumer::{ConsumerPlan, plan_consumer};
 use crate::disposition::Redelivery;
 use crate::failure::{self, TransportFailure};
+use crate::message::TOPIC_KEY;
 use crate::metadata::{self, Concurrency, Metadata};
 use crate::publish;
 use crate::watch::{self, Checked, IdlePumps};
@@ -270,9 +271,9 @@ impl Guest for Component {
             let subscribed = self::subscribed(&mut ready.subscriptions, subscription)?;
             subscribed.idle_pumps.reset();
             let count = batch.len() as u32;
-            // Subjects and headers move into the messages, with the answer to each status
-            // decided here; the payloads stay with the host, which answers each message
-            // the moment its handler finishes.
+            // Headers move into the messages, with the answer to each status decided here;
+            // the subjects and payloads stay with the host, which answers each message the
+            // moment its handler finishes.
             let messages: Vec<NewMessage> = batch
                 .into_iter()
                 .map(|delivery| new_message(&subscribed.redelivery, delivery))
@@ -282,11 +283,11 @@ impl Guest for Component {
             let (source, topic) = (&subscribed.subscription, subscribed.topic.as_str());
             match concurrency {
                 // One at a time, in order.
-                Concurrency::Single => app::deliver_in_order(source, topic, &messages),
+                Concurrency::Single => app::deliver_in_order(source, topic, TOPIC_KEY, &messages),
                 // Each message is answered after its own handler finished: never on
                 // receipt, as the reference's auto-ack does (components-contrib#3656).
                 Concurrency::Parallel => {
-                    app::deliver_batch(source, topic, &messages, in_flight_limit)
+                    app::deliver_batch(source, topic, TOPIC_KEY, &messages, in_flight_limit)
                 }
             }
             Ok(count)

@@ -50,14 +50,16 @@ async function handle(app, message) {
 }
 
 /**
- * The messages the component mapped, with the topic and the payloads the host kept. A
- * token that is not an unanswered delivery of the subscription is a component bug: the
- * call traps.
+ * The messages the component mapped, with the topic, and the subjects and payloads the
+ * host kept (each subject first in its message's metadata, under `subjectKey`). A token
+ * that is not an unanswered delivery of the subscription is a component bug: the call
+ * traps.
  * @param {import("./transport/subscription.mjs").HostSubscription} subscription
  * @param {string} topic
+ * @param {string} subjectKey
  * @param {any[]} messages WIT `new-message` records
  */
-function ready(subscription, topic, messages) {
+function ready(subscription, topic, subjectKey, messages) {
   return messages.map((m) => {
     const pending = subscription.unanswered.get(m.delivery);
     if (!pending) throw new Error(`the component delivered token ${m.delivery}, which is not an unanswered delivery of its subscription`);
@@ -68,7 +70,7 @@ function ready(subscription, topic, messages) {
       subject,
       data: pending.msg.data,
       contentType: m.contentType,
-      metadata: m.metadata,
+      metadata: [[subjectKey, subject], ...m.metadata],
       delivery: {
         streamSequence: pending.sequences.stream,
         consumerSequence: pending.sequences.consumer,
@@ -83,11 +85,12 @@ function ready(subscription, topic, messages) {
  * Delivers one at a time, in order; each message is answered as its handler finishes.
  * @param {import("./transport/subscription.mjs").HostSubscription} subscription
  * @param {string} topic
+ * @param {string} subjectKey the metadata key the component puts each message's subject under
  * @param {any[]} messages
  * @param {{ handler: Handler, logger: import("./log.mjs").Logger }} app
  */
-export async function deliverInOrder(subscription, topic, messages, app) {
-  for (const { token, answers, message } of ready(subscription, topic, messages)) {
+export async function deliverInOrder(subscription, topic, subjectKey, messages, app) {
+  for (const { token, answers, message } of ready(subscription, topic, subjectKey, messages)) {
     const status = await handle(app, message);
     subscription.answer(token, answers[status]);
   }
@@ -98,12 +101,13 @@ export async function deliverInOrder(subscription, topic, messages, app) {
  * returns once all have started; each is answered as its handler finishes.
  * @param {import("./transport/subscription.mjs").HostSubscription} subscription
  * @param {string} topic
+ * @param {string} subjectKey the metadata key the component puts each message's subject under
  * @param {any[]} messages
  * @param {number} maxInFlight
  * @param {{ handler: Handler, logger: import("./log.mjs").Logger }} app
  */
-export async function deliverBatch(subscription, topic, messages, maxInFlight, app) {
-  for (const { token, answers, message, pending } of ready(subscription, topic, messages)) {
+export async function deliverBatch(subscription, topic, subjectKey, messages, maxInFlight, app) {
+  for (const { token, answers, message, pending } of ready(subscription, topic, subjectKey, messages)) {
     const release = await subscription.takeSlot(maxInFlight);
     pending.handling = true;
     const running = handle(app, message).then((status) => subscription.answer(token, answers[status]));

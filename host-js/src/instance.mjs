@@ -160,8 +160,8 @@ export class ComponentInstance {
     flush: (id) => this.handle(id, "connection").flush(),
     nextBatch: (id, max, waitMs) => this.handle(id, "subscription").nextBatch(max, waitMs),
     unsubscribe: (id) => this.handle(id, "subscription").unsubscribe(),
-    deliverInOrder: (id, topic, messages) => deliverInOrder(this.handle(id, "subscription"), topic, messages, this.app()),
-    deliverBatch: (id, topic, messages, max) => deliverBatch(this.handle(id, "subscription"), topic, messages, max, this.app()),
+    deliverInOrder: (id, topic, subjectKey, messages) => deliverInOrder(this.handle(id, "subscription"), topic, subjectKey, messages, this.app()),
+    deliverBatch: (id, topic, subjectKey, messages, max) => deliverBatch(this.handle(id, "subscription"), topic, subjectKey, messages, max, this.app()),
   };
 
   app() {

@@ -10,7 +10,7 @@ use crate::app::{AppStatus, DeliveryInfo, Handler, Message, message_span};
 use crate::bindings::app;
 use crate::instance::InstanceState;
 use crate::metrics::{Answer, DeliveryMetrics};
-use crate::transport::{AckKind, Answerer, SubscriptionHandle};
+use crate::transport::{AckKind, Answerer, Kept, SubscriptionHandle};
 
 /// A mapped message ready for the handler, with the answer to each status.
 struct Ready {
@@ -56,37 +56,46 @@ fn counted(answer: Option<&AckKind>) -> Answer {
     }
 }
 
-/// The messages the component mapped, with the topic and the payloads the host kept, and
-/// what answers them. A token that is not an unanswered delivery of `subscription` is a
+/// The messages the component mapped, with the topic, and the subjects and payloads the
+/// host kept (each subject first in its message's metadata, under `subject_key`), and what
+/// answers them. A token that is not an unanswered delivery of `subscription` is a
 /// component bug: it traps, and the host's trap recovery gives the subscription's
 /// deliveries to the instance that replaces it.
 fn ready(
     subscription: &SubscriptionHandle,
     topic: &str,
+    subject_key: &str,
     messages: Vec<app::NewMessage>,
 ) -> wasmtime::Result<(Vec<Ready>, Answerer)> {
-    let payloads = subscription.payloads(messages.iter().map(|message| message.delivery));
+    let kept = subscription.kept(messages.iter().map(|message| message.delivery));
     let ready = messages
         .into_iter()
-        .zip(payloads)
-        .map(|(message, payload)| {
+        .zip(kept)
+        .map(|(message, kept)| {
             let app::NewMessage {
                 delivery,
                 content_type,
-                metadata,
+                metadata: headers,
                 answers,
             } = message;
-            let (data, sequences) = payload.ok_or_else(|| {
+            let Kept {
+                subject,
+                payload,
+                sequences,
+            } = kept.ok_or_else(|| {
                 wasmtime::Error::msg(format!(
                     "the component delivered token {delivery}, which is not an unanswered delivery of its subscription"
                 ))
             })?;
+            let mut metadata = Vec::with_capacity(headers.len() + 1);
+            metadata.push((subject_key.to_owned(), subject.as_str().to_owned()));
+            metadata.extend(headers);
             Ok(Ready {
                 token: delivery,
                 answers,
                 message: Message {
                     topic: topic.to_string(),
-                    data,
+                    data: payload,
                     content_type,
                     metadata,
                     delivery: Some(DeliveryInfo {
@@ -117,10 +126,11 @@ impl app::Host for InstanceState {
         &mut self,
         source: Resource<SubscriptionHandle>,
         topic: String,
+        subject_key: String,
         messages: Vec<app::NewMessage>,
     ) -> wasmtime::Result<()> {
         let _host = self.host_time();
-        let (messages, answerer) = ready(self.table.get(&source)?, &topic, messages)?;
+        let (messages, answerer) = ready(self.table.get(&source)?, &topic, &subject_key, messages)?;
         let handler = self.handler();
         let metrics = self.deliveries();
         for ready in messages {
@@ -133,13 +143,14 @@ impl app::Host for InstanceState {
         &mut self,
         source: Resource<SubscriptionHandle>,
         topic: String,
+        subject_key: String,
         messages: Vec<app::NewMessage>,
         max_in_flight: u32,
     ) -> wasmtime::Result<()> {
         let _host = self.host_time();
         let subscription = self.table.get_mut(&source)?;
         let slots = subscription.handler_slots(max_in_flight);
-        let (messages, answerer) = ready(subscription, &topic, messages)?;
+        let (messages, answerer) = ready(subscription, &topic, &subject_key, messages)?;
         let handler = self.handler();
         let metrics = self.deliveries();
         for ready in messages {

@@ -48,11 +48,10 @@ pub(super) fn batch_entry(
 pub(super) fn new_message(redelivery: &Redelivery, delivery: transport::Delivery) -> NewMessage {
     let transport::Delivery {
         token,
-        subject,
         headers,
         delivered,
     } = delivery;
-    let (metadata, content_type) = message::metadata(subject, headers);
+    let (metadata, content_type) = message::metadata(headers);
     let answer = |outcome| redelivery.decide(outcome, delivered).map(ack_kind);
     NewMessage {
         delivery: token,

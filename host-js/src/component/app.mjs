@@ -12,19 +12,21 @@ export function appImports(link) {
     /**
      * @param {{ id: number }} source
      * @param {string} topic
+     * @param {string} subjectKey
      * @param {any[]} messages
      */
-    deliverInOrder(source, topic, messages) {
-      link.call("deliverInOrder", [source.id, topic, messages]);
+    deliverInOrder(source, topic, subjectKey, messages) {
+      link.call("deliverInOrder", [source.id, topic, subjectKey, messages]);
     },
     /**
      * @param {{ id: number }} source
      * @param {string} topic
+     * @param {string} subjectKey
      * @param {any[]} messages
      * @param {number} maxInFlight
      */
-    deliverBatch(source, topic, messages, maxInFlight) {
-      link.call("deliverBatch", [source.id, topic, messages, maxInFlight]);
+    deliverBatch(source, topic, subjectKey, messages, maxInFlight) {
+      link.call("deliverBatch", [source.id, topic, subjectKey, messages, maxInFlight]);
     },
   };
 }

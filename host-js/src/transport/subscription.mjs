@@ -150,7 +150,7 @@ export class HostSubscription {
       bytes += msg.data.length;
       const token = this.nextToken++;
       this.unanswered.set(token, { msg, sequences: numbers, handling: false });
-      batch.push({ token, subject: msg.subject, headers: headerPairs(msg), delivered: BigInt(numbers.delivered) });
+      batch.push({ token, headers: headerPairs(msg), delivered: BigInt(numbers.delivered) });
     }
     if (this.head === this.buffer.length) {
       this.buffer = [];
@@ -304,13 +304,13 @@ export class HostSubscription {
 /**
  * NATS headers as WIT pairs; a name with several values gives several pairs.
  * @param {import("@nats-io/nats-core").Msg} msg
- * @returns {[string, string][]}
+ * @returns {[string, string][] | undefined} undefined for a message without headers (WIT `none`)
  */
 function headerPairs(msg) {
   const h = /** @type {any} */ (msg.headers);
-  if (!h) return [];
+  if (!h) return undefined;
   /** @type {[string, string][]} */
   const pairs = [];
   for (const [name, values] of h) for (const value of values) pairs.push([name, value]);
-  return pairs;
+  return pairs.length === 0 ? undefined : pairs;
 }

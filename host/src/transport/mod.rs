@@ -32,7 +32,7 @@ pub(crate) use handover::{HandBack, Handover};
 pub(crate) use pending_ack::FailedPublish;
 pub use pending_ack::{PendingAck, PendingBatch};
 pub use subscription::SubscriptionHandle;
-pub(crate) use subscription::{Answerer, Delivery};
+pub(crate) use subscription::{Answerer, Delivery, Kept};
 
 pub(crate) use error::error_chain as chain;
 

@@ -44,17 +44,27 @@ struct HandlerSlots {
 }
 
 /// A message pushed by a consumer: what the component needs to map and answer it. The
-/// payload stays here ([`SubscriptionHandle::payloads`]): the component passes it through
+/// payload stays here ([`SubscriptionHandle::kept`]): the component passes it through
 /// without reading it.
 pub(crate) struct Delivery {
     /// Token to answer this delivery with (valid on its subscription only).
     pub(crate) token: u64,
-    /// The subject it was published on.
-    pub(crate) subject: String,
-    /// Its headers, in order; a name with several values gives several pairs.
-    pub(crate) headers: Vec<(String, String)>,
+    /// Its headers, in order; a name with several values gives several pairs. None when
+    /// it has none. Its subject stays here with its payload ([`SubscriptionHandle::kept`]).
+    pub(crate) headers: Option<Vec<(String, String)>>,
     /// How many times it has been delivered (1 on the first delivery).
     pub(crate) delivered: u64,
+}
+
+/// What the host keeps of a delivery it handed to the component, for the application's
+/// message: the bytes the mapping passes through unchanged never cross the boundary.
+pub(crate) struct Kept {
+    /// The subject it was published on.
+    pub(crate) subject: async_nats::Subject,
+    /// Its payload.
+    pub(crate) payload: bytes::Bytes,
+    /// Its numbers, read from the reply subject.
+    pub(crate) sequences: Sequences,
 }
 
 /// Unanswered deliveries, shared with the keep-alive task.
@@ -226,32 +236,27 @@ impl SubscriptionHandle {
         let sequences = ack_subject::sequences(&reply)?;
         // Payload and headers stay here until the delivery is answered.
         *payload_bytes += message.length.max(message.payload.len());
-        // Copied as a `str`, not through `Display`: the formatting machinery costs a few
-        // hundred instructions on the per-message path (counted with callgrind).
-        let subject = message.subject.as_str().to_owned();
         let headers = header_pairs(message.headers.as_ref());
         let token = lock(&self.unanswered).push(Pending::new(reply, sequences, message));
         Some(Delivery {
             token,
-            subject,
             headers,
             delivered: sequences.delivered,
         })
     }
 
-    /// The payloads of the unanswered deliveries `tokens` (cheap, shared handles) and
-    /// their sequences, in order, under one lock (a batch is delivered at once).
-    pub(crate) fn payloads(
-        &self,
-        tokens: impl IntoIterator<Item = u64>,
-    ) -> Vec<Option<(bytes::Bytes, Sequences)>> {
+    /// What the host kept of the unanswered deliveries `tokens` for the application
+    /// (cheap, shared handles), in order, under one lock (a batch is delivered at once).
+    pub(crate) fn kept(&self, tokens: impl IntoIterator<Item = u64>) -> Vec<Option<Kept>> {
         let unanswered = lock(&self.unanswered);
         tokens
             .into_iter()
             .map(|token| {
-                unanswered
-                    .get(token)
-                    .map(|pending| (pending.payload.clone(), pending.sequences))
+                unanswered.get(token).map(|pending| Kept {
+                    subject: pending.subject.clone(),
+                    payload: pending.payload.clone(),
+                    sequences: pending.sequences,
+                })
             })
             .collect()
     }
@@ -466,10 +471,8 @@ impl SubscriptionHandle {
 }
 
 /// NATS headers as pairs, in order; a name with several values gives several pairs.
-fn header_pairs(headers: Option<&async_nats::HeaderMap>) -> Vec<(String, String)> {
-    let Some(headers) = headers else {
-        return Vec::new();
-    };
+fn header_pairs(headers: Option<&async_nats::HeaderMap>) -> Option<Vec<(String, String)>> {
+    let headers = headers.filter(|headers| !headers.is_empty())?;
     let mut pairs = Vec::new();
     for (name, values) in headers.iter() {
         for value in values {
@@ -477,5 +480,5 @@ fn header_pairs(headers: Option<&async_nats::HeaderMap>) -> Vec<(String, String)
             pairs.push((name.to_owned(), value.as_str().to_owned()));
         }
     }
-    pairs
+    Some(pairs)
 }

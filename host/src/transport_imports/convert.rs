@@ -225,13 +225,11 @@ impl From<nats::Delivery> for wit::Delivery {
     fn from(delivery: nats::Delivery) -> Self {
         let nats::Delivery {
             token,
-            subject,
             headers,
             delivered,
         } = delivery;
         wit::Delivery {
             token,
-            subject,
             headers,
             delivered,
         }

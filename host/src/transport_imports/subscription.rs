@@ -36,8 +36,8 @@ impl transport::HostSubscription for InstanceState {
         token: u64,
     ) -> wasmtime::Result<Option<Vec<u8>>> {
         let subscription = self.table.get(&this)?;
-        let payload = subscription.payloads([token]).pop().flatten();
-        Ok(payload.map(|(payload, _)| payload.to_vec()))
+        let kept = subscription.kept([token]).pop().flatten();
+        Ok(kept.map(|kept| kept.payload.to_vec()))
     }
 
     async fn keep_alive(
