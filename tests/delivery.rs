@@ -581,7 +581,7 @@ async fn wildcard_topics_report_pattern_and_subject() {
     let star_seen: Vec<_> = one_level
         .messages()
         .iter()
-        .map(|m| (m.topic.clone(), m.subject().to_string()))
+        .map(|m| (m.topic.to_string(), m.subject().to_string()))
         .collect();
     assert_eq!(
         star_seen,
@@ -590,7 +590,7 @@ async fn wildcard_topics_report_pattern_and_subject() {
     let gt_seen: Vec<_> = all_levels
         .messages()
         .iter()
-        .map(|m| (m.topic.clone(), m.subject().to_string()))
+        .map(|m| (m.topic.to_string(), m.subject().to_string()))
         .collect();
     assert_eq!(
         gt_seen,

@@ -38,7 +38,10 @@ async fn published_message_reaches_the_handler_unchanged() {
         .await;
     let message = &recorder.messages()[0];
     assert_eq!(message.data, payload, "exact bytes");
-    assert_eq!(message.topic, "orders.*", "Topic is the subscribed pattern");
+    assert_eq!(
+        &*message.topic, "orders.*",
+        "Topic is the subscribed pattern"
+    );
     assert_eq!(
         message.subject(),
         "orders.created",

@@ -10,8 +10,9 @@ use futures::future::BoxFuture;
 /// A message delivered to the application (Dapr's `NewMessage`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    /// The subscribed topic (the pattern for a wildcard subscription).
-    pub topic: String,
+    /// The subscribed topic (the pattern for a wildcard subscription). Shared by every
+    /// message of a subscription: handing one out copies no string.
+    pub topic: Arc<str>,
     /// The payload, unchanged: a shared handle on the bytes as they arrived from NATS,
     /// so handing a message to the application copies no payload, however large.
     pub data: bytes::Bytes,
@@ -42,7 +43,7 @@ impl Message {
         self.metadata
             .iter()
             .find(|(key, _)| key == "Topic")
-            .map_or(self.topic.as_str(), |(_, value)| value.as_str())
+            .map_or(&*self.topic, |(_, value)| value.as_str())
     }
 
     /// A span naming this message (subject, stream and consumer sequence, delivery count):

@@ -298,8 +298,8 @@ fn build_request(
         .unwrap_or(HeaderValue::from_static(DEFAULT_CONTENT_TYPE));
     headers.insert(header::CONTENT_TYPE, content_type);
     // Topics and subjects are NATS subjects: printable ASCII, always valid header values.
-    for (name, value) in [(TOPIC_HEADER, topic), (SUBJECT_HEADER, subject)] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
+    for (name, value) in [(TOPIC_HEADER, &*topic), (SUBJECT_HEADER, &subject)] {
+        if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(HeaderName::from_static(name), value);
         }
     }

@@ -157,7 +157,7 @@ fn response(message: Message) -> PullMessagesResponse {
     }
     PullMessagesResponse {
         data: message.data,
-        topic_name: message.topic,
+        topic_name: message.topic.to_string(),
         metadata,
         content_type: message.content_type.unwrap_or_default(),
         id: String::new(),

@@ -44,8 +44,12 @@ pub(crate) fn sequences(reply: &str) -> Option<Sequences> {
         let end = if i < count { dots[i] } else { rest.len() };
         &rest[start..end]
     };
-    // The timestamp after them must be a number too, or this is no ack subject.
-    number(token(first + 3))?;
+    // The timestamp after them must be a number too, or this is no ack subject; its value
+    // is not needed, so its 19 digits are checked, not multiplied out.
+    let timestamp = token(first + 3);
+    if timestamp.is_empty() || !timestamp.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
     Some(Sequences {
         delivered: number(token(first))?,
         stream: number(token(first + 1))?,
@@ -107,6 +111,8 @@ mod tests {
             "$JS.ACK.s.c.-1.2.3.4.5",
             "$JS.ACK.s.c.99999999999999999999.2.3.4.5",
             "$JS.ACK.s.c..2.3.4.5",
+            "$JS.ACK.s.c.1.2.3.ts.5",
+            "$JS.ACK.s.c.1.2.3..5",
         ] {
             assert_eq!(delivered(bad), None, "{bad}");
         }

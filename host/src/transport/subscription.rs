@@ -60,7 +60,7 @@ pub(crate) struct Delivery {
 /// message: the bytes the mapping passes through unchanged never cross the boundary.
 pub(crate) struct Kept {
     /// The subject it was published on.
-    pub(crate) subject: async_nats::Subject,
+    pub(crate) subject: String,
     /// Its payload.
     pub(crate) payload: bytes::Bytes,
     /// Its numbers, read from the reply subject.
@@ -253,7 +253,9 @@ impl SubscriptionHandle {
             .into_iter()
             .map(|token| {
                 unanswered.get(token).map(|pending| Kept {
-                    subject: pending.subject.clone(),
+                    // Copied straight into the application's `String`: a clone of the
+                    // `Subject` would first allocate to share its buffer (counted).
+                    subject: pending.subject.as_str().to_owned(),
                     payload: pending.payload.clone(),
                     sequences: pending.sequences,
                 })

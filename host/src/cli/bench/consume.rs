@@ -117,7 +117,7 @@ pub(super) async fn single(b: &Bench) -> Result<(), Failure> {
         ),
         "S3 consume-single",
         &samples,
-        0.85,
+        0.90,
     );
     Ok(())
 }
@@ -241,13 +241,16 @@ pub(super) async fn parallel(b: &Bench) -> Result<(), Failure> {
             verdict(component_scaling >= 50.0)
         ));
     }
-    if let Some((_, _, samples)) = results.iter().find(|(m, _, _)| *m == 100) {
-        ratio_line(
-            b,
-            "S4 consume-parallel (maxAckPending 100)",
-            samples,
-            f64::NAN,
-        );
+    // Targets from issue 21: none at 100, where the handler's sleep bounds both sides.
+    for (max_ack_pending, target) in [(100, f64::NAN), (1000, 0.90)] {
+        if let Some((_, _, samples)) = results.iter().find(|(m, _, _)| *m == max_ack_pending) {
+            ratio_line(
+                b,
+                &format!("S4 consume-parallel (maxAckPending {max_ack_pending})"),
+                samples,
+                target,
+            );
+        }
     }
     Ok(())
 }
