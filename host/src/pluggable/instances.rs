@@ -22,6 +22,8 @@ pub(crate) enum Control {
 
 /// A live `PullMessages` stream, as its instance sees it.
 pub(crate) struct StreamHandle {
+    /// The topic it pulls.
+    pub(crate) topic: String,
     pub(crate) control: mpsc::UnboundedSender<Control>,
     /// True once the stream has ended and its subscription has stopped.
     pub(crate) done: watch::Receiver<bool>,
@@ -55,6 +57,27 @@ impl ComponentInstance {
         streams.retain(|stream| !*stream.done.borrow());
         streams.push(handle);
         self.paused.load(Ordering::SeqCst)
+    }
+
+    /// Waits, at most `wait`, until every stream of this instance pulling `topic` has
+    /// ended and its subscription has stopped; false when it had none (an ended stream is
+    /// kept until the next one is added), or one was still running when `wait` ran out.
+    pub(crate) async fn streams_ended(&self, topic: &str, wait: std::time::Duration) -> bool {
+        let running: Vec<_> = {
+            let streams = lock(&self.streams);
+            let mut on_topic = streams.iter().filter(|stream| stream.topic == topic).peekable();
+            if on_topic.peek().is_none() {
+                return false;
+            }
+            on_topic
+                .filter(|stream| !*stream.done.borrow())
+                .map(|stream| stream.done.clone())
+                .collect()
+        };
+        let all_ended = futures::future::join_all(running.into_iter().map(|mut done| async move {
+            let _ = done.wait_for(|done| *done).await;
+        }));
+        tokio::time::timeout(wait, all_ended).await.is_ok()
     }
 
     /// Pauses every stream, and the streams opened until [`resume`](Self::resume).

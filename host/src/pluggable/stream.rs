@@ -18,7 +18,7 @@ use tonic::{Status, Streaming};
 use super::MAX_DELIVERY_BYTES;
 use super::instances::{ComponentInstance, Control, StreamHandle};
 use super::proto::{PullMessagesRequest, PullMessagesResponse};
-use crate::{AppStatus, Handler, Message};
+use crate::{AppStatus, Error, Handler, Message};
 
 /// Responses queued for daprd beyond the one it is reading: the handlers wait for room
 /// rather than buffer without bound.
@@ -26,6 +26,15 @@ const OUTBOUND_QUEUE: usize = 64;
 
 /// How often a stream checks that its subscription is still running.
 const FAILURE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a new stream waits for a cancelled stream of the same topic to let go of its
+/// durable: its subscription's stop hands messages back and drains the listener (the
+/// drain alone may wait 2 s for the server to confirm it), and the server to count the
+/// listener gone.
+const HANDOFF_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often, within [`HANDOFF_WAIT`], a stream asks again for a durable still bound.
+const HANDOFF_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The responses of a stream, as tonic sends them.
 pub(crate) type Responses =
@@ -187,18 +196,42 @@ pub(crate) async fn open(
             waiting: HashMap::new(),
         }),
     });
-    let handler = Deliver {
+    let handler = || Deliver {
         outstanding: outstanding.clone(),
         instance: Arc::from(instance.name.as_str()),
     };
-    let subscription = instance
-        .pubsub
-        .subscribe(&topic.name, handler)
-        .await
-        .map_err(|err| super::status::status(&err))?;
+    let subscription = match instance.pubsub.subscribe(&topic.name, handler()).await {
+        Ok(subscription) => subscription,
+        // daprd re-subscribes by cancelling a stream and opening the next at once: until
+        // the cancelled stream's subscription has stopped, and the server has seen its
+        // listener go, the durable is still bound to it and the component refuses a
+        // second listener. Once every stream of this topic has ended, the subscribe is
+        // made again until the server lets go, within `HANDOFF_WAIT`; a stream that goes
+        // on (a second one daprd meant to keep open) leaves the refusal as it was.
+        Err(refused @ Error::Terminal(_)) => {
+            let deadline = tokio::time::Instant::now() + HANDOFF_WAIT;
+            if !instance.streams_ended(&topic.name, HANDOFF_WAIT).await {
+                return Err(super::status::status(&refused));
+            }
+            loop {
+                match instance.pubsub.subscribe(&topic.name, handler()).await {
+                    Ok(subscription) => break subscription,
+                    Err(Error::Terminal(_)) if tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(HANDOFF_RETRY).await;
+                    }
+                    Err(err) => return Err(super::status::status(&err)),
+                }
+            }
+        }
+        Err(err) => return Err(super::status::status(&err)),
+    };
     let (control, mut controls) = mpsc::unbounded_channel();
     let (finished, done) = watch::channel(false);
-    if instance.add_stream(StreamHandle { control, done }) {
+    if instance.add_stream(StreamHandle {
+        topic: topic.name.clone(),
+        control,
+        done,
+    }) {
         subscription.pause();
     }
     tracing::info!(instance = %instance.name, topic = %topic.name, consumer = %subscription.consumer().name, "stream opened");
