@@ -223,6 +223,32 @@ test("headers both ways: request metadata goes out as headers, message headers c
   await pubsub.close();
 });
 
+test("Topic is the subject, first and once; a message without headers has Topic alone", async () => {
+  const { pubsub, subject } = await setup();
+  const { nc } = await server.client();
+  closing(nc);
+  const recorder = new Recorder();
+  await pubsub.subscribe(`${subject}.>`, recorder.handler());
+  const h = natsHeaders();
+  h.append("Topic", "spoofed");
+  h.append("Content-Type", "text/plain");
+  h.append("X-Trace", "t-1");
+  await jetstream(nc).publish(`${subject}.a`, "with headers", { headers: h });
+  await jetstream(nc).publish(`${subject}.b`, "without");
+  await recorder.waitUntil(5000, "both", (m) => m.length === 2);
+  const [withHeaders, without] = recorder.messages.map((m) => m.message);
+  assert.deepEqual(withHeaders.metadata[0], ["Topic", `${subject}.a`]);
+  assert.deepEqual(
+    withHeaders.metadata.slice(1).sort(),
+    [["Content-Type", "text/plain"], ["X-Trace", "t-1"]],
+  );
+  assert.equal(withHeaders.contentType, "text/plain");
+  assert.deepEqual(without.metadata, [["Topic", `${subject}.b`]]);
+  assert.equal(without.contentType, undefined);
+  await nc.close();
+  await pubsub.close();
+});
+
 test("a metadata error reaches the caller with the component's exact text", async () => {
   await assert.rejects(PubSub.create([["natsURL", server.url], ["maxDeliver", "abc"]], { logger: quietLogger() }), (err) => {
     assert.ok(err instanceof PubSubError);

@@ -13,6 +13,9 @@ use crate::instance::InstanceState;
 use crate::metrics::{Answer, DeliveryMetrics};
 use crate::transport::{AckKind, Answerer, Kept, SubscriptionHandle};
 
+/// The longest metadata key the component may name for the subject (Dapr's is `Topic`).
+const MAX_SUBJECT_KEY_BYTES: usize = 256;
+
 /// A mapped message ready for the handler, with the answer to each status.
 struct Ready {
     token: u64,
@@ -68,6 +71,7 @@ fn ready(
     subject_key: &str,
     messages: Vec<app::NewMessage>,
 ) -> wasmtime::Result<(Vec<Ready>, Answerer)> {
+    check_subject_key(subject_key)?;
     let kept = subscription.kept(messages.iter().map(|message| message.delivery));
     let topic: Arc<str> = Arc::from(topic);
     let ready = messages
@@ -110,6 +114,18 @@ fn ready(
         })
         .collect::<wasmtime::Result<_>>()?;
     Ok((ready, subscription.answerer()))
+}
+
+/// The key is copied into every message: an untrusted component must not make the host
+/// copy an arbitrary string a thousand times. A longer one traps.
+fn check_subject_key(subject_key: &str) -> wasmtime::Result<()> {
+    if subject_key.len() > MAX_SUBJECT_KEY_BYTES {
+        return Err(wasmtime::Error::msg(format!(
+            "the component named a subject key of {} bytes; at most {MAX_SUBJECT_KEY_BYTES}",
+            subject_key.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The component's answer to `status`.
@@ -173,5 +189,18 @@ impl app::Host for InstanceState {
             }));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_key_longer_than_the_limit_traps_naming_its_length() {
+        assert!(check_subject_key("Topic").is_ok());
+        assert!(check_subject_key(&"k".repeat(MAX_SUBJECT_KEY_BYTES)).is_ok());
+        let err = check_subject_key(&"k".repeat(MAX_SUBJECT_KEY_BYTES + 1)).unwrap_err();
+        assert!(err.to_string().contains("257 bytes; at most 256"), "{err}");
     }
 }

@@ -65,7 +65,10 @@ impl ComponentInstance {
     pub(crate) async fn streams_ended(&self, topic: &str, wait: std::time::Duration) -> bool {
         let running: Vec<_> = {
             let streams = lock(&self.streams);
-            let mut on_topic = streams.iter().filter(|stream| stream.topic == topic).peekable();
+            let mut on_topic = streams
+                .iter()
+                .filter(|stream| stream.topic == topic)
+                .peekable();
             if on_topic.peek().is_none() {
                 return false;
             }

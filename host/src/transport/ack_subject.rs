@@ -93,13 +93,18 @@ mod tests {
             delivered("$JS.ACK.events.durable.3.100.7.1790230470084404000.42"),
             Some(3)
         );
+        let numbers = Some(Sequences {
+            delivered: 3,
+            stream: 100,
+            consumer: 7,
+        });
         assert_eq!(
-            delivered("$JS.ACK._.hash.events.durable.3.100.7.1790230470084404000.42"),
-            Some(3)
+            sequences("$JS.ACK._.hash.events.durable.3.100.7.1790230470084404000.42"),
+            numbers
         );
         assert_eq!(
-            delivered("$JS.ACK.hub.hash.events.durable.3.100.7.1790230470084404000.42.rnd"),
-            Some(3)
+            sequences("$JS.ACK.hub.hash.events.durable.3.100.7.1790230470084404000.42.rnd"),
+            numbers
         );
         for bad in [
             "",
@@ -112,6 +117,7 @@ mod tests {
             "$JS.ACK.s.c.99999999999999999999.2.3.4.5",
             "$JS.ACK.s.c..2.3.4.5",
             "$JS.ACK.s.c.1.2.3.ts.5",
+            "$JS.ACK.h.s.c.1.2.3.4.5",
             "$JS.ACK.s.c.1.2.3..5",
         ] {
             assert_eq!(delivered(bad), None, "{bad}");

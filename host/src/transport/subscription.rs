@@ -49,8 +49,8 @@ struct HandlerSlots {
 pub(crate) struct Delivery {
     /// Token to answer this delivery with (valid on its subscription only).
     pub(crate) token: u64,
-    /// Its headers, in order; a name with several values gives several pairs. None when
-    /// it has none. Its subject stays here with its payload ([`SubscriptionHandle::kept`]).
+    /// Its headers; a name with several values gives several pairs, in the order of its
+    /// values (async-nats keeps names in a hash map). None when it has none. Its subject stays here with its payload ([`SubscriptionHandle::kept`]).
     pub(crate) headers: Option<Vec<(String, String)>>,
     /// How many times it has been delivered (1 on the first delivery).
     pub(crate) delivered: u64,
@@ -234,7 +234,7 @@ impl SubscriptionHandle {
         }
         let reply = message.reply.clone()?;
         let sequences = ack_subject::sequences(&reply)?;
-        // Payload and headers stay here until the delivery is answered.
+        // Payload, subject and headers stay here until the delivery is answered.
         *payload_bytes += message.length.max(message.payload.len());
         let headers = header_pairs(message.headers.as_ref());
         let token = lock(&self.unanswered).push(Pending::new(reply, sequences, message));
@@ -243,6 +243,13 @@ impl SubscriptionHandle {
             headers,
             delivered: sequences.delivered,
         })
+    }
+
+    /// The payload of the unanswered delivery `token` (a cheap, shared handle).
+    pub(crate) fn payload(&self, token: u64) -> Option<bytes::Bytes> {
+        lock(&self.unanswered)
+            .get(token)
+            .map(|pending| pending.payload.clone())
     }
 
     /// What the host kept of the unanswered deliveries `tokens` for the application
@@ -472,7 +479,8 @@ impl SubscriptionHandle {
     }
 }
 
-/// NATS headers as pairs, in order; a name with several values gives several pairs.
+/// NATS headers as pairs; a name with several values gives several pairs, in the order of
+/// its values. None for a message without headers, or with an empty header map.
 fn header_pairs(headers: Option<&async_nats::HeaderMap>) -> Option<Vec<(String, String)>> {
     let headers = headers.filter(|headers| !headers.is_empty())?;
     let mut pairs = Vec::new();
@@ -483,4 +491,29 @@ fn header_pairs(headers: Option<&async_nats::HeaderMap>) -> Option<Vec<(String, 
         }
     }
     Some(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_without_headers_or_with_an_empty_map_has_none() {
+        assert_eq!(header_pairs(None), None);
+        assert_eq!(header_pairs(Some(&async_nats::HeaderMap::new())), None);
+    }
+
+    #[test]
+    fn each_value_of_a_header_is_a_pair() {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.append("X-Tag", "a");
+        headers.append("X-Tag", "b");
+        assert_eq!(
+            header_pairs(Some(&headers)),
+            Some(vec![
+                ("X-Tag".to_string(), "a".to_string()),
+                ("X-Tag".to_string(), "b".to_string()),
+            ])
+        );
+    }
 }

@@ -36,8 +36,7 @@ impl transport::HostSubscription for InstanceState {
         token: u64,
     ) -> wasmtime::Result<Option<Vec<u8>>> {
         let subscription = self.table.get(&this)?;
-        let kept = subscription.kept([token]).pop().flatten();
-        Ok(kept.map(|kept| kept.payload.to_vec()))
+        Ok(subscription.payload(token).map(|payload| payload.to_vec()))
     }
 
     async fn keep_alive(

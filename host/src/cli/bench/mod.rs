@@ -6,9 +6,9 @@
 //! which goes first swaps every round (S1, S1f, S1s, S2 and S7's awaited publish take turns
 //! within the round instead), so load from other processes on a small machine falls on both
 //! alike: the ratio of the medians (component / raw) is the figure that matters, the
-//! absolute rates are context. Targets are issue 7's, raised by issue 21 for S1c, S3 and
-//! S4 at maxAckPending 1000; a miss is printed as `MISS` and never fails the process,
-//! because a timing depends on the machine.
+//! absolute rates are context. Targets are issue 7's; issue 21 raised S3's and set S1c's
+//! and S4's at maxAckPending 1000. A miss is printed as `MISS` and never fails the
+//! process, because a timing depends on the machine.
 //!
 //! This module holds the command line, the sizes and the order of the scenarios. How the
 //! two sides share a round is `rounds`, the raw side's async-nats calls `raw`; each family
