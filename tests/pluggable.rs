@@ -525,6 +525,18 @@ async fn a_stream_opened_as_the_last_is_cancelled_takes_over_its_durable() {
     }
     let settled = receive_released(&mut pull, &url, "takeover", 1..=10).await;
     assert_eq!(settled.ack_floor.stream_sequence, 10);
+    // A second stream while this one goes on is a second listener on a bound durable.
+    let refused = Pull::open(&mut dapr, "orders.created")
+        .await
+        .err()
+        .expect("a second listener is refused");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("already bound"),
+        "{}",
+        refused.message()
+    );
+    drop(pull);
 }
 
 #[tokio::test]
